@@ -1,0 +1,3 @@
+from erumlab.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,19 @@
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from erumlab.api import views
+
+router = DefaultRouter()
+router.register("tokens", views.ApiTokenViewSet, basename="token")
+router.register("collaborations", views.CollaborationViewSet, basename="collaboration")
+
+app_name = "api"
+
+urlpatterns = [
+    path("v1/", include(router.urls)),
+    path("v1/me/", views.MeView.as_view(), name="me"),
+    path("v1/worker-ping/", views.worker_ping, name="worker_ping"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+]

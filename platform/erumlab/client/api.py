@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import requests
+
+
+class ClientConfigError(RuntimeError):
+    """The client does not know where the portal is or who the caller is."""
+
+
+class ApiError(RuntimeError):
+    """The portal refused a request; the message carries its explanation."""
+
+    def __init__(self, status: int, method: str, path: str, detail: Any) -> None:
+        self.status = status
+        self.detail = detail
+        super().__init__(f"{method} {path} -> {status}: {detail}")
+
+
+class Client:
+    def __init__(self, url: str | None = None, token: str | None = None, *,
+                 timeout: float = 30.0) -> None:
+        url = url or os.environ.get("ERUMLAB_URL")
+        token = token or os.environ.get("ERUMLAB_API_TOKEN")
+        if not url:
+            raise ClientConfigError(
+                "No portal URL: pass url=... or set ERUMLAB_URL (set for you in erumlab sessions)."
+            )
+        if not token:
+            raise ClientConfigError(
+                "No API token: pass token=... or set ERUMLAB_API_TOKEN "
+                "(create one under API tokens in the portal)."
+            )
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._http = requests.Session()
+        self._http.headers.update(
+            {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        )
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(
+            method, f"{self.url}/api/v1/{path.lstrip('/')}", timeout=self.timeout, **kwargs
+        )
+        if response.status_code >= 400:
+            try:
+                detail = response.json()
+            except ValueError:
+                detail = response.text[:500]
+            raise ApiError(response.status_code, method, path, detail)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    def me(self) -> dict[str, Any]:
+        """The caller's profile and collaborations."""
+        return self.request("GET", "me/")
+
+    def collaborations(self) -> list[dict[str, Any]]:
+        return self.request("GET", "collaborations/")["results"]

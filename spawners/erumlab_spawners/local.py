@@ -1,0 +1,47 @@
+"""A local-process spawner for single machines: one server per portal user.
+
+Portal users are not system accounts, so servers run as the hub's own user
+(like SimpleLocalProcessSpawner), each with a home folder under the data dir.
+"""
+
+from __future__ import annotations
+
+import os
+
+from jupyterhub.spawner import SimpleLocalProcessSpawner
+from traitlets import Bool, Unicode, default
+
+
+class ErumlabLocalSpawner(SimpleLocalProcessSpawner):
+    home_dir_template = Unicode(
+        "/tmp/erumlab-homes/{username}",  # noqa: S108 (overridden by the config)
+        config=True,
+        help="Home folder of each user's server; {username} is the hub user name.",
+    )
+
+    allow_root = Bool(
+        config=True,
+        help="""Pass --allow-root to the single-user server.
+
+        Jupyter servers refuse to run as root, and the hub then fails the spawn
+        after a long wait with an unhelpful error. Defaults to True exactly when
+        the hub itself runs as root (containers, CI machines).
+        """,
+    )
+
+    @default("allow_root")
+    def _default_allow_root(self) -> bool:
+        return os.geteuid() == 0
+
+    def get_args(self) -> list[str]:
+        args = super().get_args()
+        if self.allow_root and "--allow-root" not in args:
+            args.append("--allow-root")
+        return args
+
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()
+        # The server's own files (runtime, config) stay inside the user's home.
+        env["JUPYTER_RUNTIME_DIR"] = os.path.join(self.home_dir, ".local", "share", "jupyter",
+                                                  "runtime")
+        return env

@@ -1,0 +1,59 @@
+"""Rules of the architecture that hold everywhere (see docs/architecture.md)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "platform" / "erumlab"
+
+
+def test_the_science_core_imports_neither_django_nor_the_portal():
+    # import-linter reads the contract from pyproject.toml.
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports"), "--no-cache"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 kept, 0 broken" in result.stdout
+
+
+def test_there_is_no_package_named_platform():
+    assert not (ROOT / "platform" / "__init__.py").exists()
+
+
+def test_no_page_loads_anything_from_another_host():
+    external = re.compile(
+        r"""<(script|link|img|iframe|source)\b[^>]*\b(src|href)\s*=\s*["'](https?:)?//""",
+        re.IGNORECASE,
+    )
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in PACKAGE.rglob("*.html")
+        if external.search(path.read_text())
+    ]
+    assert offenders == []
+
+
+def test_templates_never_switch_off_escaping():
+    pattern = re.compile(r"\|\s*safe\b|autoescape\s+off|mark_safe")
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in list(PACKAGE.rglob("*.html")) + list(PACKAGE.rglob("*.py"))
+        if pattern.search(path.read_text())
+    ]
+    assert offenders == []
+
+
+def test_nothing_unpickles():
+    pattern = re.compile(r"pickle\.loads?\(|torch\.load\((?![^)]*weights_only=True)")
+    offenders = [
+        str(path.relative_to(ROOT))
+        for folder in (PACKAGE, ROOT / "spawners")
+        for path in folder.rglob("*.py")
+        if pattern.search(path.read_text())
+    ]
+    assert offenders == []
