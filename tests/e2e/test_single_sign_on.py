@@ -66,8 +66,10 @@ def test_sign_up_log_in_and_open_jupyterlab_without_a_second_login(live_server, 
     assert page.url.startswith(f"{hub}/user/emmy/lab")
 
     page.locator('.jp-LauncherCard[data-category="Notebook"]').first.click()
+    # Code sent before the kernel is connected is dropped: wait for it to be idle.
+    expect(page.locator(".jp-StatusBar-Widget", has_text="| Idle").first).to_be_visible(
+        timeout=60_000)
     cell = page.locator(".jp-Notebook .jp-Cell .cm-content").first
-    expect(cell).to_be_visible(timeout=60_000)
     cell.click()
     page.keyboard.type("print(6 * 7)")
     page.keyboard.press("Shift+Enter")
