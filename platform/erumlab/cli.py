@@ -4,6 +4,7 @@
     erumlab init                migrate, collect static files, first admin, hub OAuth client
     erumlab web                 gunicorn serving the portal
     erumlab worker [-Q QUEUES]  a Celery worker
+    erumlab beat                Celery beat: periodic tasks such as the jobs reconciler
     erumlab hub                 JupyterHub, signed in through the portal
     erumlab redis               the embedded Redis in the foreground
     erumlab manage ARGS...      Django's management commands
@@ -83,6 +84,14 @@ def worker_argv(queues: str | None = None, concurrency: str | None = None) -> li
         "--queues", queues, "--concurrency", concurrency,
         "--loglevel", os.environ.get("LOG_LEVEL", "INFO"),
         "--hostname", f"erumlab-{queues.replace(',', '-')}@%h",
+    ]
+
+
+def beat_argv() -> list[str]:
+    """Celery beat: the periodic tasks (the jobs reconciler). Run exactly one per site."""
+    return [
+        sys.executable, "-m", "celery", "-A", "erumlab.config", "beat",
+        "--loglevel", os.environ.get("LOG_LEVEL", "INFO"),
     ]
 
 
@@ -166,6 +175,7 @@ def cmd_init(args: argparse.Namespace | None = None) -> int:
     call_command("collectstatic", interactive=False, verbosity=0)
     call_command("ensure_admin")
     call_command("ensure_hub_client")
+    call_command("sync_templates")
     return 0
 
 
@@ -212,6 +222,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
         supervisor.start(Child("web", web_argv()))
         supervisor.start(Child("worker", worker_argv()))
+        supervisor.start(Child("beat", beat_argv()))
         if not args.no_hub:
             supervisor.start(Child("hub", hub_argv(), env=hub_environment()))
 
@@ -256,6 +267,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return _exec(worker_argv(args.queues, args.concurrency))
 
 
+def cmd_beat(args: argparse.Namespace) -> int:
+    return _exec(beat_argv())
+
+
 def cmd_hub(args: argparse.Namespace) -> int:
     return _exec(hub_argv(), hub_environment())
 
@@ -291,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("-Q", "--queues", help="comma-separated queues (default: default,gpu)")
     worker.add_argument("-c", "--concurrency", help="worker processes (default: 1)")
     worker.set_defaults(func=cmd_worker)
+    sub.add_parser("beat", help="run Celery beat (periodic tasks; one per site)").set_defaults(
+        func=cmd_beat
+    )
     sub.add_parser("hub", help="run JupyterHub").set_defaults(func=cmd_hub)
     sub.add_parser("redis", help="run the embedded Redis in the foreground").set_defaults(
         func=cmd_redis

@@ -93,7 +93,7 @@ def test_up_starts_everything_refuses_a_second_start_and_stops_cleanly(tmp_path)
 
         children = psutil.Process(up.pid).children(recursive=True)
         names = " ".join(" ".join(child.cmdline()) for child in children)
-        for part in ("redis-server", "gunicorn", "celery", "jupyterhub",
+        for part in ("redis-server", "gunicorn", "worker", "beat", "jupyterhub",
                      "configurable-http-proxy"):
             assert part in names, part
 

@@ -3,10 +3,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from erumlab.api import views
+from erumlab.jobs.api import JobViewSet, TemplateViewSet
 
 router = DefaultRouter()
 router.register("tokens", views.ApiTokenViewSet, basename="token")
 router.register("collaborations", views.CollaborationViewSet, basename="collaboration")
+router.register("templates", TemplateViewSet, basename="template")
+router.register("jobs", JobViewSet, basename="job")
 
 app_name = "api"
 

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import requests
+
+if TYPE_CHECKING:
+    from erumlab.client.jobs import Jobs
 
 
 class ClientConfigError(RuntimeError):
@@ -53,6 +57,25 @@ class Client:
         if response.status_code == 204 or not response.content:
             return None
         return response.json()
+
+    def download(self, path: str, target: Path) -> None:
+        """Stream a file from the API to ``target`` (written whole or not at all)."""
+        url = f"{self.url}/api/v1/{path.lstrip('/')}"
+        with self._http.get(url, stream=True, timeout=self.timeout) as response:
+            if response.status_code >= 400:
+                raise ApiError(response.status_code, "GET", path, response.text[:500])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + ".part")
+            with open(partial, "wb") as handle:
+                for chunk in response.iter_content(1 << 20):
+                    handle.write(chunk)
+            partial.replace(target)
+
+    @property
+    def jobs(self) -> Jobs:
+        from erumlab.client.jobs import Jobs
+
+        return Jobs(self)
 
     def me(self) -> dict[str, Any]:
         """The caller's profile and collaborations."""

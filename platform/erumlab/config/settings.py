@@ -8,6 +8,7 @@ variable, on malformed values.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from erumlab.config.environment import Environment, celery_redis_urls, persisted_secret
 from erumlab.config.keys import oidc_private_key
@@ -16,7 +17,7 @@ from erumlab.config.layout import DataDir
 env = Environment()
 DATA = DataDir.from_environment().ensure()
 BASE_DIR = DATA.root
-PACKAGE_DIR = __import__("pathlib").Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env.bool("DEBUG", False)
 SECRET_KEY = env.raw("SECRET_KEY") or persisted_secret(DATA.secret_key, nbytes=50)
@@ -34,6 +35,9 @@ ERUMLAB_HUB_CLIENT_ID = env.str("ERUMLAB_HUB_CLIENT_ID", "jupyterhub")
 ERUMLAB_HUB_CLIENT_SECRET = env.raw("ERUMLAB_HUB_CLIENT_SECRET") or persisted_secret(
     DATA.hub_client_secret
 )
+# How workers (and job kernels) reach the portal; differs from the public URL in a
+# compose network.
+ERUMLAB_PORTAL_INTERNAL_URL = env.url("ERUMLAB_PORTAL_INTERNAL_URL", ERUMLAB_PORTAL_URL)
 ERUMLAB_ALLOW_SIGNUP = env.bool("ERUMLAB_ALLOW_SIGNUP", True)
 ERUMLAB_API_TOKEN_PREFIX = "erl_"
 
@@ -53,6 +57,7 @@ INSTALLED_APPS = [
     "erumlab.core",
     "erumlab.accounts",
     "erumlab.sessions",
+    "erumlab.jobs",
     "erumlab.api",
 ]
 
@@ -270,6 +275,32 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("ERUMLAB_TASK_VISIBILITY_TIMEOUT", 12 * 3600, minimum=60)
 }
 CELERY_TASK_ALWAYS_EAGER = False
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-jobs": {
+        "task": "erumlab.jobs.reconcile",
+        "schedule": float(env.int("ERUMLAB_JOB_RECONCILE_SECONDS", 30, minimum=1)),
+        "options": {"queue": "default", "expires": 25},
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA.run / "celerybeat-schedule")
+
+# Batch jobs (papermill notebooks on workers).
+ERUMLAB_JOB_DEFAULT_WALL_TIME = env.int("ERUMLAB_JOB_DEFAULT_WALL_TIME", 3600, minimum=1)
+ERUMLAB_JOB_MAX_WALL_TIME = env.int("ERUMLAB_JOB_MAX_WALL_TIME", 24 * 3600, minimum=1)
+ERUMLAB_JOB_MAX_RUNNING_PER_USER = env.int("ERUMLAB_JOB_MAX_RUNNING_PER_USER", 2, minimum=1)
+ERUMLAB_JOB_ARTIFACT_QUOTA_MB = env.int("ERUMLAB_JOB_ARTIFACT_QUOTA_MB", 1000, minimum=1)
+ERUMLAB_JOB_HEARTBEAT_SECONDS = env.int("ERUMLAB_JOB_HEARTBEAT_SECONDS", 5, minimum=1)
+# A running job whose heartbeat is older than this has lost its worker.
+ERUMLAB_JOB_STALE_AFTER = env.int("ERUMLAB_JOB_STALE_AFTER", 60, minimum=2)
+# A queued job not picked up after this long is dispatched again (duplicates are dropped).
+ERUMLAB_JOB_REDISPATCH_AFTER = env.int("ERUMLAB_JOB_REDISPATCH_AFTER", 900, minimum=10)
+ERUMLAB_JOB_MAX_ATTEMPTS = env.int("ERUMLAB_JOB_MAX_ATTEMPTS", 3, minimum=1)
+ERUMLAB_JOB_WAIT_COUNTDOWN = env.int("ERUMLAB_JOB_WAIT_COUNTDOWN", 5, minimum=1)
+ERUMLAB_JOB_SCRATCH = env.str("ERUMLAB_JOB_SCRATCH", str(DATA.root / "scratch"))
+ERUMLAB_TEMPLATE_MAX_BYTES = env.int("ERUMLAB_TEMPLATE_MAX_MB", 20, minimum=1) * 1_000_000
+ERUMLAB_TEMPLATES_DIR = env.str(
+    "ERUMLAB_TEMPLATES_DIR", str(PACKAGE_DIR.parent.parent / "notebooks_templates")
+)
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,236 @@
+"""Run one parameterised notebook with papermill, watched.
+
+Free of Django: the caller passes an observer that hears about each cell and
+says whether to stop (cancellation). A watcher thread enforces the wall-time
+limit, samples the kernel's memory and kills the kernel when the job must
+end early; papermill then stops and still writes the output notebook.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import nbformat
+import papermill
+import psutil
+from nbclient.exceptions import DeadKernelError
+from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+from papermill.exceptions import PapermillExecutionError
+
+ENGINE_NAME = "erumlab"
+
+
+class Observer(Protocol):
+    def cell_started(self, index: int, total: int, description: str) -> None: ...
+
+    def cell_finished(self, index: int, total: int, text_output: str) -> None: ...
+
+    def stop_reason(self) -> str | None:
+        """A reason to stop now (e.g. the user cancelled), polled about once a second."""
+
+    def close(self) -> None:
+        """Called from the watcher thread as it ends (release what it opened)."""
+
+
+@dataclass
+class RunResult:
+    outcome: str  # "succeeded", "failed", "cancelled", "timeout"
+    wall_seconds: float
+    peak_memory_bytes: int
+    error: dict[str, Any] | None = None
+    message: str = ""
+
+
+@dataclass
+class _Watch:
+    observer: Observer
+    deadline: float
+    poll_seconds: float = 1.0
+    kernel_pid: int | None = None
+    peak_memory: int = 0
+    stop: str | None = None  # why the kernel was killed
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def sample(self) -> None:
+        if self.kernel_pid is None:
+            return
+        try:
+            root = psutil.Process(self.kernel_pid)
+            processes = [root, *root.children(recursive=True)]
+            total = 0
+            for process in processes:
+                with contextlib.suppress(psutil.Error):
+                    total += process.memory_info().rss
+            self.peak_memory = max(self.peak_memory, total)
+        except psutil.Error:
+            pass
+
+    def kill_kernel(self, reason: str) -> None:
+        self.stop = reason
+        if self.kernel_pid is None:
+            return
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(self.kernel_pid)
+            for process in [*root.children(recursive=True), root]:
+                with contextlib.suppress(psutil.Error):
+                    process.send_signal(signal.SIGKILL)
+
+    def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            self.observer.close()
+
+    def _run(self) -> None:
+        last_poll = 0.0
+        while not self.done.wait(0.25):
+            self.sample()
+            now = time.monotonic()
+            if now > self.deadline:
+                self.kill_kernel("timeout")
+                return
+            if now - last_poll >= self.poll_seconds:
+                last_poll = now
+                reason = self.observer.stop_reason()
+                if reason:
+                    self.kill_kernel(reason)
+                    return
+
+
+class _Manager(NotebookExecutionManager):
+    """Papermill's execution manager, reporting every cell to the observer."""
+
+    watch: _Watch
+
+    def cell_start(self, cell, cell_index=None, **kwargs):  # noqa: ANN001, ANN201
+        super().cell_start(cell, cell_index, **kwargs)
+        source = (cell.get("source") or "").strip().splitlines()
+        self.watch.observer.cell_started(
+            cell_index or 0, len(self.nb.cells), source[0][:120] if source else ""
+        )
+
+    def cell_complete(self, cell, cell_index=None, **kwargs):  # noqa: ANN001, ANN201
+        super().cell_complete(cell, cell_index, **kwargs)
+        text = "".join(
+            output.get("text", "") for output in cell.get("outputs", [])
+            if output.get("output_type") == "stream"
+        )
+        self.watch.observer.cell_finished(cell_index or 0, len(self.nb.cells), text)
+
+
+class ErumlabEngine(NBClientEngine):
+    """nbclient engine with per-cell reporting and a kernel started in the job's folder."""
+
+    @classmethod
+    def execute_notebook(cls, nb, kernel_name, output_path=None, progress_bar=False,  # noqa: ANN001, ANN206
+                         log_output=False, autosave_cell_every=30, *, watch: _Watch,
+                         kernel_env: dict[str, str], kernel_cwd: str, **kwargs):
+        manager = _Manager(nb, output_path=output_path, progress_bar=False,
+                           log_output=log_output, autosave_cell_every=autosave_cell_every)
+        manager.watch = watch
+        manager.notebook_start()
+        try:
+            client_kwargs = {"env": kernel_env, "cwd": kernel_cwd}
+            cls._execute(manager, kernel_name, client_kwargs, log_output=log_output, **kwargs)
+        finally:
+            manager.cleanup_pbar()
+            manager.notebook_complete()
+        return manager.nb
+
+    @classmethod
+    def _execute(cls, manager, kernel_name, client_kwargs, **kwargs):  # noqa: ANN001, ANN206
+        from papermill.clientwrap import PapermillNotebookClient
+
+        class _Client(PapermillNotebookClient):
+            # nbclient binds its sync start_new_kernel to the async one at class
+            # creation: override the sync entry point papermill goes through.
+            def start_new_kernel(self, **start_kwargs):  # noqa: ANN003, ANN202
+                super().start_new_kernel(**start_kwargs)
+                provisioner = getattr(self.km, "provisioner", None)
+                manager.watch.kernel_pid = getattr(provisioner, "pid", None)
+
+        client = _Client(
+            manager, kernel_name=kernel_name, startup_timeout=kwargs.get("start_timeout", 60),
+            timeout=None, log_output=False,
+        )
+        return client.execute(**client_kwargs)
+
+
+papermill_engines.register(ENGINE_NAME, ErumlabEngine)
+
+
+def run_notebook(*, notebook: nbformat.NotebookNode, parameters: dict[str, Any], workdir: Path,
+                 output_path: Path, kernel_env: dict[str, str], observer: Observer,
+                 wall_time_limit: float, kernel_name: str = "python3") -> RunResult:
+    """Execute ``notebook`` with ``parameters`` in ``workdir``; the output goes to ``output_path``.
+
+    ``kernel_env`` is the kernel's whole environment (nothing is inherited, so
+    the worker's secrets stay out of user code).
+
+    Never raises for what the notebook does: a failing cell, a cancellation and
+    the wall-time limit all come back as a RunResult, with the output notebook
+    written.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    input_path = workdir.parent / "input.ipynb"
+    nbformat.write(notebook, input_path)
+    watch = _Watch(observer=observer, deadline=time.monotonic() + wall_time_limit)
+    watcher = threading.Thread(target=watch.run, name="job-watch", daemon=True)
+    started = time.monotonic()
+    watcher.start()
+    error = None
+    try:
+        papermill.execute_notebook(
+            str(input_path), str(output_path), parameters=parameters,
+            engine_name=ENGINE_NAME, kernel_name=kernel_name, progress_bar=False,
+            watch=watch, kernel_env=kernel_env, kernel_cwd=str(workdir),
+        )
+        outcome = "succeeded"
+    except PapermillExecutionError as exc:
+        outcome = "failed"
+        error = {
+            "cell_index": exc.cell_index,
+            "execution_count": exc.exec_count,
+            "ename": exc.ename,
+            "evalue": exc.evalue,
+            "traceback": _strip_ansi("\n".join(exc.traceback)),
+            "source": exc.source,
+        }
+    except (DeadKernelError, RuntimeError) as exc:
+        if watch.stop is None:
+            outcome = "failed"
+            error = {"ename": type(exc).__name__, "evalue": str(exc)[:2000]}
+        else:
+            outcome = watch.stop
+    finally:
+        watch.done.set()
+        watcher.join(timeout=5)
+    if watch.stop and outcome != "succeeded":
+        outcome = watch.stop
+    wall = time.monotonic() - started
+    message = {
+        "succeeded": "",
+        "failed": _failure_message(error),
+        "cancelled": "Cancelled by request; the kernel was stopped.",
+        "timeout": f"Stopped at the wall-time limit of {wall_time_limit:.0f} s.",
+    }.get(outcome, outcome)
+    return RunResult(outcome=outcome, wall_seconds=wall, peak_memory_bytes=watch.peak_memory,
+                     error=error, message=message)
+
+
+def _failure_message(error: dict[str, Any] | None) -> str:
+    if not error:
+        return "The notebook failed."
+    where = f" in cell {error['execution_count']}" if error.get("execution_count") else ""
+    return f"{error.get('ename', 'Error')}{where}: {error.get('evalue', '')}"[:1000]
+
+
+def _strip_ansi(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
