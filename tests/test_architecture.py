@@ -57,3 +57,18 @@ def test_nothing_unpickles():
         if pattern.search(path.read_text())
     ]
     assert offenders == []
+
+
+def test_every_static_file_a_template_names_is_found(client):
+    from django.contrib.staticfiles import finders
+
+    pattern = re.compile(r"""\{%\s*static\s+['"]([^'"]+)['"]\s*%\}""")
+    names = {
+        name
+        for path in PACKAGE.rglob("*.html")
+        for name in pattern.findall(path.read_text())
+    }
+    assert names, "no {% static %} references found"
+    missing = sorted(name for name in names if finders.find(name) is None)
+    assert missing == []
+    assert client.get("/static/erumlab/vendor/htmx.min.js").status_code == 200

@@ -7,12 +7,16 @@ import re
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.exceptions import ValidationError
 from playwright.sync_api import Page, expect
 
+from erumlab.accounts.models import User
 from erumlab.cli import hub_argv, hub_environment
+from erumlab.jobs.services import template_import_from_server
 from erumlab.sessions.hub import HubClient
 from erumlab.sessions.services import hub_client_ensure
 from erumlab.testing.processes import free_port, running, wait_for_http
+from tests.jobs.conftest import notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -24,6 +28,7 @@ def hub(live_server, settings, tmp_path):
     settings.ERUMLAB_PORTAL_URL = live_server.url
     settings.ERUMLAB_HUB_URL = hub_url
     settings.ERUMLAB_HUB_API_URL = f"{hub_url}/hub/api"
+    settings.ERUMLAB_HUB_PROXY_URL = hub_url
     settings.OAUTH2_PROVIDER = {**django_settings.OAUTH2_PROVIDER,
                                 "OIDC_ISS_ENDPOINT": live_server.url}
     hub_client_ensure()
@@ -37,11 +42,12 @@ def hub(live_server, settings, tmp_path):
     log = tmp_path / "hub.log"
     with running(hub_argv(), env=env, log=log) as process:
         wait_for_http(f"{hub_url}/hub/api/", timeout=60, process=process, log=log)
-        yield hub_url
+        yield hub_url, tmp_path / "homes"
     print(log.read_text()[-5000:])
 
 
 def test_sign_up_log_in_and_open_jupyterlab_without_a_second_login(live_server, hub, page: Page):
+    hub, homes = hub
     page.set_default_timeout(30_000)
     page.goto(f"{live_server.url}/accounts/signup/")
     page.fill("#id_username", "emmy")
@@ -75,5 +81,15 @@ def test_sign_up_log_in_and_open_jupyterlab_without_a_second_login(live_server, 
     page.keyboard.press("Shift+Enter")
     expect(page.locator(".jp-OutputArea-output").first).to_have_text("42", timeout=60_000)
 
-    # The portal sees the running server through the hub's REST API.
+    # The portal sees the running server through the hub's REST API ...
     assert HubClient.from_settings().server_status("emmy").running
+
+    # ... and can take a notebook from it as a job template.
+    (homes / "emmy" / "analysis.ipynb").write_text(
+        notebook("print(threshold)", parameters="threshold: float = 0.5  # cut value"))
+    emmy = User.objects.get(username="emmy")
+    template = template_import_from_server(owner=emmy, path="analysis.ipynb")
+    assert template.source == "server"
+    assert template.parameters[0]["name"] == "threshold"
+    with pytest.raises(ValidationError, match="No notebook"):
+        template_import_from_server(owner=emmy, path="missing.ipynb")

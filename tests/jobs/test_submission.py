@@ -205,3 +205,22 @@ def test_the_queues_page_is_for_staff(client, user, admin_user, hello):
     page = client.get(reverse("jobs:queues"))
     assert page.status_code == 200
     assert b"1 waiting" in page.content
+
+
+def test_importing_from_a_server_that_is_not_running_says_so(client, user, settings):
+    from erumlab.testing.processes import free_port
+
+    settings.ERUMLAB_HUB_PROXY_URL = f"http://127.0.0.1:{free_port()}"
+    client.force_login(user)
+    response = client.post(reverse("jobs:templates"),
+                           {"source": "server", "path": "analysis.ipynb"})
+    assert response.status_code == 200
+    assert b"not reachable" in response.content
+    assert not Template.objects.filter(owner=user).exists()
+
+
+@pytest.mark.parametrize("path", ["../../etc/passwd.ipynb", "notes.txt"])
+def test_server_paths_must_name_a_notebook_inside_the_home(client, user, path):
+    client.force_login(user)
+    response = client.post(reverse("jobs:templates"), {"source": "server", "path": path})
+    assert b".ipynb file inside your home folder" in response.content

@@ -169,3 +169,64 @@ def test_queued_jobs_survive_a_redis_restart_that_lost_them(user, hello, tmp_pat
     finally:
         redis.terminate()
         redis.wait(timeout=10)
+
+
+def test_the_log_grows_while_a_long_cell_runs(user, start_worker):
+    template = services.template_save(
+        content=notebook("import time\nprint('first', flush=True)\ntime.sleep(pause)\n"
+                         "print('second')", parameters="pause: float = 4.0"),
+        slug="chatty", source=Template.Source.UPLOADED, owner=user)
+    start_worker()
+    job = services.job_submit(owner=user, template=template, parameters={})
+
+    def first_printed_before_second():
+        job.refresh_from_db()
+        return "first" in job.log and "second" not in job.log and job.state == "running"
+
+    wait_for(first_printed_before_second, timeout=60, interval=0.1,
+             what="the first line to reach the log mid-cell")
+    wait_for_state(job, *Job.TERMINAL)
+    assert job.state == Job.State.SUCCEEDED and "second" in job.log
+
+
+def test_a_notebook_uses_the_client_with_the_job_token_and_secrets_stay_out(
+        live_server, user, start_worker):
+    template = services.template_save(
+        content=notebook(
+            "import os\nfrom erumlab.client import Client\nme = Client().me()\n"
+            "print('I am', me['username'], 'in job', os.environ['ERUMLAB_JOB_ID'])",
+            "leaked = sorted(k for k in os.environ if k in ('SECRET_KEY', 'DATABASE_URL', "
+            "'REDIS_URL', 'ERUMLAB_HUB_API_TOKEN', 'ERUMLAB_HUB_CLIENT_SECRET'))\n"
+            "print('leaked:', leaked)",
+            parameters="note: str = ''"),
+        slug="whoami", source=Template.Source.UPLOADED, owner=user)
+    start_worker(ERUMLAB_PORTAL_INTERNAL_URL=live_server.url, SECRET_KEY="worker-secret",
+                 ERUMLAB_HUB_API_TOKEN="hub-secret")
+    job = services.job_submit(owner=user, template=template, parameters={})
+    wait_for_state(job, *Job.TERMINAL)
+    assert job.state == Job.State.SUCCEEDED, job.message
+    assert f"I am {user.username} in job {job.pk}" in job.log
+    assert "leaked: []" in job.log
+
+
+def test_the_client_submits_waits_and_downloads_artifacts(live_server, user, hello,
+                                                          start_worker, tmp_path):
+    from erumlab.accounts.services import api_token_issue
+    from erumlab.client import Client
+    from erumlab.client.jobs import JobFailed
+
+    start_worker()
+    client = Client(live_server.url, api_token_issue(user=user, name="t").secret)
+    job = client.jobs.submit("hello", {"steps": 4, "plot": False})
+    job.wait(timeout=90, poll=0.5)
+    assert job.state == "succeeded"
+    [artifact] = job.artifacts
+    path = artifact.download(tmp_path)
+    assert path.read_text().splitlines()[-1] == "3,9"
+    assert job.download_output(tmp_path / "out.ipynb").stat().st_size > 1000
+
+    failing = client.jobs.submit("hello", {"fail": True, "plot": False})
+    with pytest.raises(JobFailed, match="asked to fail"):
+        failing.wait(timeout=90, poll=0.5)
+    rerun = failing.clone({"fail": False, "plot": False}).wait(timeout=90, poll=0.5)
+    assert rerun.state == "succeeded" and rerun.data["cloned_from"] == failing.id

@@ -30,6 +30,8 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
 ERUMLAB_PORTAL_URL = env.url("ERUMLAB_PORTAL_URL", "http://127.0.0.1:8000")
 ERUMLAB_HUB_URL = env.url("ERUMLAB_HUB_URL", "http://127.0.0.1:8001")
 ERUMLAB_HUB_API_URL = env.url("ERUMLAB_HUB_API_URL", f"{ERUMLAB_HUB_URL}/hub/api")
+# Where the portal reaches users' servers through the hub's proxy (server side).
+ERUMLAB_HUB_PROXY_URL = env.url("ERUMLAB_HUB_PROXY_URL", ERUMLAB_HUB_URL)
 ERUMLAB_HUB_API_TOKEN = env.raw("ERUMLAB_HUB_API_TOKEN") or persisted_secret(DATA.hub_api_token)
 ERUMLAB_HUB_CLIENT_ID = env.str("ERUMLAB_HUB_CLIENT_ID", "jupyterhub")
 ERUMLAB_HUB_CLIENT_SECRET = env.raw("ERUMLAB_HUB_CLIENT_SECRET") or persisted_secret(
@@ -153,6 +155,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA.static
+STATICFILES_DIRS = [PACKAGE_DIR / "static"]
 MEDIA_URL = "media/"
 MEDIA_ROOT = DATA.media
 STORAGES = {

@@ -30,7 +30,10 @@ ENGINE_NAME = "erumlab"
 class Observer(Protocol):
     def cell_started(self, index: int, total: int, description: str) -> None: ...
 
-    def cell_finished(self, index: int, total: int, text_output: str) -> None: ...
+    def cell_finished(self, index: int, total: int) -> None: ...
+
+    def stream(self, text: str) -> None:
+        """Text the kernel printed (stdout/stderr), as it arrives."""
 
     def stop_reason(self) -> str | None:
         """A reason to stop now (e.g. the user cancelled), polled about once a second."""
@@ -118,11 +121,7 @@ class _Manager(NotebookExecutionManager):
 
     def cell_complete(self, cell, cell_index=None, **kwargs):  # noqa: ANN001, ANN201
         super().cell_complete(cell, cell_index, **kwargs)
-        text = "".join(
-            output.get("text", "") for output in cell.get("outputs", [])
-            if output.get("output_type") == "stream"
-        )
-        self.watch.observer.cell_finished(cell_index or 0, len(self.nb.cells), text)
+        self.watch.observer.cell_finished(cell_index or 0, len(self.nb.cells))
 
 
 class ErumlabEngine(NBClientEngine):
@@ -155,6 +154,12 @@ class ErumlabEngine(NBClientEngine):
                 super().start_new_kernel(**start_kwargs)
                 provisioner = getattr(self.km, "provisioner", None)
                 manager.watch.kernel_pid = getattr(provisioner, "pid", None)
+
+            def output(self, outs, msg, display_id, cell_index):  # noqa: ANN001, ANN202
+                # Each output message as it arrives: the log grows during long cells.
+                if msg.get("msg_type") == "stream":
+                    manager.watch.observer.stream(msg.get("content", {}).get("text", ""))
+                return super().output(outs, msg, display_id, cell_index)
 
         client = _Client(
             manager, kernel_name=kernel_name, startup_timeout=kwargs.get("start_timeout", 60),

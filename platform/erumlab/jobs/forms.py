@@ -84,6 +84,13 @@ class TemplateUploadForm(forms.Form):
     notebook = forms.FileField(help_text="A .ipynb with a cell tagged 'parameters'.")
 
 
+class TemplateFromServerForm(forms.Form):
+    path = forms.CharField(
+        max_length=500, label="Notebook on your server",
+        help_text="Path inside your JupyterLab home, e.g. analysis/train.ipynb.",
+    )
+
+
 class JobFilterForm(forms.Form):
     scope = forms.ChoiceField(
         required=False,

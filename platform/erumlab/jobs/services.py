@@ -14,6 +14,8 @@ import mimetypes
 import os
 import shutil
 import sys
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -137,6 +139,21 @@ def template_upload(*, owner: User, filename: str, content: bytes) -> Template:
         raise ValidationError({"notebook": "The notebook is not UTF-8 text."}) from None
     slug = slugify(Path(filename).stem)[:80] or "notebook"
     return template_save(content=text, slug=slug, source=Template.Source.UPLOADED, owner=owner)
+
+
+def template_import_from_server(*, owner: User, path: str) -> Template:
+    """Make a template of a notebook on the owner's running notebook server."""
+    from django.utils.text import slugify
+
+    from erumlab.sessions.hub import HubClient
+
+    try:
+        content = HubClient.from_settings().read_notebook(
+            user=owner.username, path=path, server_url=settings.ERUMLAB_HUB_PROXY_URL)
+    except (ValueError, FileNotFoundError) as exc:
+        raise ValidationError({"path": str(exc)}) from exc
+    slug = slugify(Path(path).stem)[:80] or "notebook"
+    return template_save(content=content, slug=slug, source=Template.Source.SERVER, owner=owner)
 
 
 # Submission and dispatch ---------------------------------------------------
@@ -321,33 +338,49 @@ def _append_log(job: Job, text: str) -> None:
 
 
 class _JobObserver:
-    """Carries papermill's per-cell events into the job's row (progress, log, heartbeat)."""
+    """Carries papermill's events into the job's row: progress, log and heartbeat.
+
+    Cell events arrive on the executing thread; printed text is buffered and
+    written by the watcher thread about once a second, with the heartbeat.
+    """
 
     def __init__(self, job: Job) -> None:
         self.job_id = job.pk
         self.log = job.log
         self.heartbeat = settings.ERUMLAB_JOB_HEARTBEAT_SECONDS
         self._last_beat = 0.0
+        self._lock = threading.Lock()
+        self._dirty = False
 
     def _update(self, **fields: Any) -> None:
         Job.objects.filter(pk=self.job_id).update(heartbeat_at=timezone.now(), **fields)
 
+    def _flush_fields(self) -> dict[str, Any]:
+        with self._lock:
+            if not self._dirty:
+                return {}
+            self._dirty = False
+            return {"log": self.log}
+
+    def stream(self, text: str) -> None:
+        with self._lock:
+            self.log = (self.log + text)[-LOG_LIMIT:]
+            self._dirty = True
+
     def cell_started(self, index: int, total: int, description: str) -> None:
         self._update(cells_total=total, cells_done=index,
-                     current_cell=f"cell {index + 1}: {description}"[:200])
+                     current_cell=f"cell {index + 1}: {description}"[:200],
+                     **self._flush_fields())
 
-    def cell_finished(self, index: int, total: int, text_output: str) -> None:
-        if text_output:
-            self.log = (self.log + text_output)[-LOG_LIMIT:]
-        self._update(cells_total=total, cells_done=index + 1, log=self.log)
+    def cell_finished(self, index: int, total: int) -> None:
+        self._update(cells_total=total, cells_done=index + 1, **self._flush_fields())
 
     def stop_reason(self) -> str | None:
-        import time
-
         now = time.monotonic()
-        if now - self._last_beat >= self.heartbeat:
+        fields = self._flush_fields()
+        if fields or now - self._last_beat >= self.heartbeat:
             self._last_beat = now
-            self._update()
+            self._update(**fields)
         cancel = Job.objects.filter(pk=self.job_id).values_list("cancel_requested", flat=True)
         return "cancelled" if cancel.first() else None
 

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from erumlab.accounts.selectors import collaborations_of
 from erumlab.jobs import selectors, services
-from erumlab.jobs.forms import JobFilterForm, JobForm, TemplateUploadForm
+from erumlab.jobs.forms import JobFilterForm, JobForm, TemplateFromServerForm, TemplateUploadForm
 from erumlab.jobs.models import Job
 from erumlab.jobs.parameters import ParameterError
 
@@ -44,8 +44,25 @@ def job_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def template_list(request: HttpRequest) -> HttpResponse:
-    form = TemplateUploadForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
+    from erumlab.sessions.hub import HubUnavailable
+
+    from_server = request.POST.get("source") == "server"
+    form = TemplateUploadForm(None if from_server else (request.POST or None),
+                              request.FILES or None)
+    server_form = TemplateFromServerForm(request.POST if from_server else None)
+    if from_server and server_form.is_valid():
+        try:
+            template = services.template_import_from_server(
+                owner=request.user, path=server_form.cleaned_data["path"])
+        except ValidationError as error:
+            for problems in error.message_dict.values():
+                server_form.add_error("path", problems)
+        except HubUnavailable as error:
+            server_form.add_error("path", str(error))
+        else:
+            messages.success(request, f"Template '{template.title}' is ready.")
+            return redirect("jobs:submit", template_id=template.pk)
+    elif request.method == "POST" and not from_server and form.is_valid():
         upload = form.cleaned_data["notebook"]
         try:
             template = services.template_upload(owner=request.user, filename=upload.name,
@@ -57,7 +74,8 @@ def template_list(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Template '{template.title}' is ready.")
             return redirect("jobs:submit", template_id=template.pk)
     templates = selectors.templates_visible_to(request.user)
-    return render(request, "jobs/template_list.html", {"templates": templates, "form": form})
+    return render(request, "jobs/template_list.html",
+                  {"templates": templates, "form": form, "server_form": server_form})
 
 
 @login_required

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -82,6 +83,32 @@ class HubClient:
             started=_date(server.get("started")),
             last_activity=_date(server.get("last_activity")),
         )
+
+    def read_notebook(self, *, user: str, path: str, server_url: str) -> str:
+        """A notebook's JSON from the user's running server (Jupyter contents API).
+
+        ``server_url`` is where the proxy serves user servers (the hub's public
+        URL, or its address inside a compose network). The service token has
+        ``access:servers``, which single-user servers accept.
+        """
+        clean = path.strip().lstrip("/")
+        if not clean.endswith(".ipynb") or ".." in clean.split("/"):
+            raise ValueError("Give the path of a .ipynb file inside your home folder.")
+        url = f"{server_url.rstrip('/')}/user/{quote(user)}/api/contents/{quote(clean)}"
+        try:
+            response = self._session.get(url, params={"content": 1, "type": "notebook"},
+                                         timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise HubUnavailable(f"Your notebook server is not reachable: {exc}") from exc
+        if response.status_code == 404:
+            raise FileNotFoundError(f"No notebook {clean!r} on your server.")
+        if response.status_code in (302, 401, 403, 503) or response.status_code >= 500:
+            raise HubUnavailable(
+                f"Your notebook server is not running or refused the request "
+                f"({response.status_code}); start it from Notebooks and try again."
+            )
+        response.raise_for_status()
+        return json.dumps(response.json()["content"])
 
     def stop_server(self, name: str) -> None:
         response = self._request("DELETE", f"/users/{quote(name)}/server")
