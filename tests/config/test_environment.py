@@ -71,7 +71,9 @@ def test_celery_gets_socket_urls_for_the_embedded_redis():
 
 
 def _manage(args, env_updates, tmp_path):
-    env = {**os.environ, "ERUMLAB_DATA_DIR": str(tmp_path / "data"), **env_updates}
+    # As a deployment would run it: without the browser tests' async override.
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env.update({"ERUMLAB_DATA_DIR": str(tmp_path / "data"), **env_updates})
     return subprocess.run(
         [sys.executable, "-m", "erumlab", "manage", *args],
         env=env, capture_output=True, text=True, timeout=120,

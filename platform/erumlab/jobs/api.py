@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import posixpath
-
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -17,6 +14,7 @@ from rest_framework.response import Response
 
 from erumlab.accounts.selectors import collaborations_of
 from erumlab.jobs import selectors, services
+from erumlab.jobs.downloads import artifact_response, output_notebook_response
 from erumlab.jobs.models import Artifact, Job, Template
 from erumlab.jobs.parameters import ParameterError
 
@@ -42,6 +40,13 @@ class ArtifactSerializer(serializers.ModelSerializer):
         fields = ("id", "name", "size", "sha256", "media_type")
 
 
+class ProgressSerializer(serializers.Serializer):
+    cells_done = serializers.IntegerField()
+    cells_total = serializers.IntegerField()
+    percent = serializers.IntegerField()
+    current_cell = serializers.CharField()
+
+
 class JobSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
     collaboration = serializers.SlugRelatedField(slug_field="slug", read_only=True)
@@ -56,6 +61,7 @@ class JobSerializer(serializers.ModelSerializer):
                   "message", "error", "wall_seconds", "peak_memory_bytes", "cloned_from")
         read_only_fields = fields
 
+    @extend_schema_field(ProgressSerializer)
     def get_progress(self, job: Job) -> dict[str, object]:
         return {"cells_done": job.cells_done, "cells_total": job.cells_total,
                 "percent": job.progress_percent, "current_cell": job.current_cell}
@@ -178,22 +184,14 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     @action(detail=True, methods=["get"], url_path=r"artifacts/(?P<artifact_id>[0-9a-f-]{36})")
     def artifact(self, request: Request, pk: str | None = None,
                  artifact_id: str | None = None) -> FileResponse:
-        job = self.get_object()
-        artifact = job.artifacts.filter(pk=artifact_id).first()
+        artifact = self.get_object().artifacts.filter(pk=artifact_id).first()
         if artifact is None:
             raise Http404("No such artifact.")
-        return FileResponse(default_storage.open(artifact.storage_key), as_attachment=True,
-                            filename=posixpath.basename(artifact.name) or "artifact",
-                            content_type=artifact.media_type)
+        return artifact_response(artifact)
 
     @extend_schema(responses={(200, "application/x-ipynb+json"): bytes})
     @action(detail=True, methods=["get"])
     def output(self, request: Request, pk: str | None = None) -> FileResponse:
-        job = self.get_object()
-        if not job.output_notebook:
-            raise Http404("This job has no output notebook (yet).")
-        return FileResponse(default_storage.open(job.output_notebook), as_attachment=True,
-                            filename=f"job-{job.short_id}-output.ipynb",
-                            content_type="application/x-ipynb+json")
+        return output_notebook_response(self.get_object())
 
 

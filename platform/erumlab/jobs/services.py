@@ -8,6 +8,7 @@ the reconciler may re-dispatch whenever a message could have been lost.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import mimetypes
@@ -31,7 +32,7 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.utils import timezone
 
-from erumlab.accounts.models import Collaboration, Membership, User
+from erumlab.accounts.models import ApiToken, Collaboration, Membership, User
 from erumlab.accounts.services import api_token_issue, api_token_revoke
 from erumlab.jobs import parameters as params
 from erumlab.jobs.models import Artifact, Job, Template
@@ -432,7 +433,8 @@ def job_execute(*, job_id: str) -> Job:
         _end(job, Job.State.FAILED, f"erumlab could not run the job: {type(exc).__name__}: {exc}")
         raise
     finally:
-        api_token_revoke(user=job.owner, token_id=issued.token.pk)
+        with contextlib.suppress(ApiToken.DoesNotExist):  # the owner may have revoked it
+            api_token_revoke(user=job.owner, token_id=issued.token.pk)
         shutil.rmtree(folder, ignore_errors=True)
 
 

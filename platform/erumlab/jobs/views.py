@@ -2,12 +2,11 @@ from __future__ import annotations
 
 import base64
 import json
-import posixpath
 
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
@@ -17,6 +16,7 @@ from django.views.decorators.http import require_POST
 
 from erumlab.accounts.selectors import collaborations_of
 from erumlab.jobs import selectors, services
+from erumlab.jobs.downloads import artifact_response, output_notebook_response
 from erumlab.jobs.forms import JobFilterForm, JobForm, TemplateFromServerForm, TemplateUploadForm
 from erumlab.jobs.models import Job
 from erumlab.jobs.parameters import ParameterError
@@ -137,8 +137,6 @@ def job_cancel(request: HttpRequest, job_id) -> HttpResponse:  # noqa: ANN001
     job = _job_or_404(request, job_id)
     try:
         services.job_cancel(job=job, actor=request.user)
-    except PermissionDenied:
-        raise
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
@@ -189,22 +187,13 @@ def job_output_html(request: HttpRequest, job_id) -> HttpResponse:  # noqa: ANN0
 
 @login_required
 def job_output_notebook(request: HttpRequest, job_id) -> FileResponse:  # noqa: ANN001
-    job = _job_or_404(request, job_id)
-    if not job.output_notebook:
-        raise Http404("This job has no output notebook.")
-    return FileResponse(default_storage.open(job.output_notebook), as_attachment=True,
-                        filename=f"job-{job.short_id}-output.ipynb",
-                        content_type="application/x-ipynb+json")
+    return output_notebook_response(_job_or_404(request, job_id))
 
 
 @login_required
 def artifact_download(request: HttpRequest, job_id, artifact_id) -> FileResponse:  # noqa: ANN001
     job = _job_or_404(request, job_id)
-    artifact = get_object_or_404(job.artifacts, pk=artifact_id)
-    # The stored name is only a label: the file comes from its generated storage key.
-    filename = posixpath.basename(artifact.name.replace("\\", "/")) or "artifact"
-    return FileResponse(default_storage.open(artifact.storage_key), as_attachment=True,
-                        filename=filename, content_type=artifact.media_type)
+    return artifact_response(get_object_or_404(job.artifacts, pk=artifact_id))
 
 
 def _figures(job: Job) -> list[bytes]:
