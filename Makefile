@@ -31,7 +31,7 @@ run: $(VENV)/.installed-run
 	ERUMLAB_DATA_DIR=$(ERUMLAB_DATA_DIR) $(BIN)/erumlab up
 
 test: $(VENV)/.installed-test
-	$(BIN)/ruff check platform spawners tests
+	$(BIN)/ruff check platform spawners tests bench
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

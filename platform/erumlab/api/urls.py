@@ -3,6 +3,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from erumlab.api import views
+from erumlab.catalogue.api import DatasetViewSet, UploadViewSet
 from erumlab.jobs.api import JobViewSet, TemplateViewSet
 
 router = DefaultRouter()
@@ -10,6 +11,8 @@ router.register("tokens", views.ApiTokenViewSet, basename="token")
 router.register("collaborations", views.CollaborationViewSet, basename="collaboration")
 router.register("templates", TemplateViewSet, basename="template")
 router.register("jobs", JobViewSet, basename="job")
+router.register("datasets", DatasetViewSet, basename="dataset")
+router.register("uploads", UploadViewSet, basename="upload")
 
 app_name = "api"
 

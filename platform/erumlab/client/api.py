@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 if TYPE_CHECKING:
+    from erumlab.client.datasets import Datasets
     from erumlab.client.jobs import Jobs
 
 
@@ -70,6 +71,12 @@ class Client:
                 for chunk in response.iter_content(1 << 20):
                     handle.write(chunk)
             partial.replace(target)
+
+    @property
+    def datasets(self) -> Datasets:
+        from erumlab.client.datasets import Datasets
+
+        return Datasets(self)
 
     @property
     def jobs(self) -> Jobs:

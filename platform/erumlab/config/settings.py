@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "erumlab.accounts",
     "erumlab.sessions",
     "erumlab.jobs",
+    "erumlab.catalogue",
     "erumlab.api",
 ]
 
@@ -301,6 +302,27 @@ ERUMLAB_JOB_MAX_ATTEMPTS = env.int("ERUMLAB_JOB_MAX_ATTEMPTS", 3, minimum=1)
 ERUMLAB_JOB_WAIT_COUNTDOWN = env.int("ERUMLAB_JOB_WAIT_COUNTDOWN", 5, minimum=1)
 ERUMLAB_JOB_SCRATCH = env.str("ERUMLAB_JOB_SCRATCH", str(DATA.root / "scratch"))
 ERUMLAB_TEMPLATE_MAX_BYTES = env.int("ERUMLAB_TEMPLATE_MAX_MB", 20, minimum=1) * 1_000_000
+# Dataset catalogue.
+ERUMLAB_PID_PREFIX = env.str("ERUMLAB_PID_PREFIX", "erumlab")
+ERUMLAB_PUBLISHER = env.str("ERUMLAB_PUBLISHER", "erumlab")
+ERUMLAB_QUOTA_USER_BYTES = env.int("ERUMLAB_QUOTA_USER_GB", 50, minimum=0) * 1_000_000_000
+ERUMLAB_QUOTA_COLLABORATION_BYTES = (
+    env.int("ERUMLAB_QUOTA_COLLABORATION_GB", 500, minimum=0) * 1_000_000_000
+)
+ERUMLAB_UPLOAD_SCRATCH = env.str("ERUMLAB_UPLOAD_SCRATCH", str(DATA.root / "uploads"))
+ERUMLAB_UPLOAD_CHUNK_BYTES = env.int("ERUMLAB_UPLOAD_CHUNK_MB", 8, minimum=1) * 1_000_000
+# Hand file transfers to the reverse proxy: "" (stream from Django), "nginx"
+# (X-Accel-Redirect to ERUMLAB_ACCEL_PREFIX + storage key) or "sendfile" (X-Sendfile).
+ERUMLAB_DOWNLOAD_ACCEL = env.str("ERUMLAB_DOWNLOAD_ACCEL", "")
+ERUMLAB_ACCEL_PREFIX = env.str("ERUMLAB_ACCEL_PREFIX", "/protected-media/")
+if ERUMLAB_DOWNLOAD_ACCEL not in ("", "nginx", "sendfile"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        f"ERUMLAB_DOWNLOAD_ACCEL: expected '', 'nginx' or 'sendfile', got {ERUMLAB_DOWNLOAD_ACCEL!r}"
+    )
+# S3-compatible object storage for uploads (django-storages), e.g.
+# s3://bucket?endpoint_url=https://s3.example.org ; empty keeps files in the data dir.
 ERUMLAB_TEMPLATES_DIR = env.str(
     "ERUMLAB_TEMPLATES_DIR", str(PACKAGE_DIR.parent.parent / "notebooks_templates")
 )

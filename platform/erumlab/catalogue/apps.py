@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class CatalogueConfig(AppConfig):
+    name = "erumlab.catalogue"
+    label = "catalogue"
+    verbose_name = "Dataset catalogue"
