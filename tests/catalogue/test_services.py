@@ -169,3 +169,29 @@ def test_creators_need_names_and_valid_orcids(user, draft):
     with pytest.raises(ValidationError, match="not an ORCID"):
         services.version_update(version=draft, actor=user,
                                 creators=[{"name": "Noether, Emmy", "orcid": "123"}])
+
+
+def test_an_unreadable_file_gets_a_reason_not_an_error_page(user, draft, client):
+    record = add(draft, user, "broken.h5", b"\x89HDF\r\n\x1a\n" + b"\x00" * 200)
+    record = services.file_compute_preview(file_id=str(record.pk))
+    assert record.preview_state == DatasetFile.Preview.FAILED
+    assert record.preview_error.startswith("cannot preview: ")
+    assert "cannot preview: cannot preview" not in record.preview_error
+    client.force_login(user)
+    page = client.get(f"/datasets/{draft.dataset.slug}/v1/files/{record.pk}/")
+    assert page.status_code == 200
+    assert record.preview_error.encode() in page.content
+
+
+def test_a_readable_hdf5_file_gets_its_tree_and_histogrammable_columns(user, draft, client):
+    record = add(draft, user, "showers.h5", hdf5_bytes())
+    record = services.file_compute_preview(file_id=str(record.pk))
+    assert record.preview_state == DatasetFile.Preview.READY
+    paths = [node["path"] for node in record.preview["tree"]]
+    assert "/showers/energy" in paths
+    client.force_login(user)
+    plot = client.get(f"/datasets/{draft.dataset.slug}/v1/files/{record.pk}/histogram.png",
+                      {"column": "/showers/energy"})
+    assert plot.status_code == 200 and plot.content.startswith(b"\x89PNG")
+    assert client.get(f"/datasets/{draft.dataset.slug}/v1/files/{record.pk}/histogram.png",
+                      {"column": "/nope"}).status_code == 404

@@ -116,3 +116,22 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_uploads_stay_in_the_data_dir_unless_object_storage_is_named():
+    assert Environment({}).storage("ERUMLAB_STORAGE_URL")["BACKEND"].endswith(
+        "FileSystemStorage")
+    s3 = Environment({
+        "ERUMLAB_STORAGE_URL": "s3://erumlab-data?endpoint_url=https://s3.example.org",
+        "AWS_ACCESS_KEY_ID": "key", "AWS_SECRET_ACCESS_KEY": "secret",
+    }).storage("ERUMLAB_STORAGE_URL")
+    assert s3["BACKEND"] == "storages.backends.s3.S3Storage"
+    assert s3["OPTIONS"]["bucket_name"] == "erumlab-data"
+    assert s3["OPTIONS"]["endpoint_url"] == "https://s3.example.org"
+    assert s3["OPTIONS"]["access_key"] == "key"
+
+
+@pytest.mark.parametrize("value", ["s3://", "ftp://bucket", "s3://b?colour=blue"])
+def test_a_malformed_storage_url_names_the_variable(value):
+    with pytest.raises(ImproperlyConfigured, match="ERUMLAB_STORAGE_URL"):
+        Environment({"ERUMLAB_STORAGE_URL": value}).storage("ERUMLAB_STORAGE_URL")

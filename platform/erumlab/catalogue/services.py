@@ -486,9 +486,11 @@ def file_compute_preview(*, file_id: str) -> DatasetFile:
                 copy.flush()
                 result = preview(copy.name, record.format)
     except PreviewError as error:
+        reason = str(error)
+        if not reason.startswith("cannot preview"):
+            reason = f"cannot preview: {reason}"
         DatasetFile.objects.filter(storage_key=record.storage_key).update(
-            preview_state=DatasetFile.Preview.FAILED, preview=None,
-            preview_error=f"cannot preview: {error}")
+            preview_state=DatasetFile.Preview.FAILED, preview=None, preview_error=reason)
     else:
         DatasetFile.objects.filter(storage_key=record.storage_key).update(
             preview_state=DatasetFile.Preview.READY, preview=result, preview_error="")

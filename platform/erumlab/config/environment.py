@@ -113,6 +113,37 @@ class Environment:
         except (ValueError, KeyError, environ.ImproperlyConfigured) as exc:
             raise ImproperlyConfigured(f"{name}: cannot parse {value!r} ({exc})") from exc
 
+    def storage(self, name: str) -> dict:
+        """A Django STORAGES entry: the local file system, or s3://bucket?options."""
+        value = (self.raw(name) or "").strip()
+        if not value:
+            return {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+        parts = urlsplit(value)
+        if parts.scheme != "s3" or not parts.netloc:
+            raise ImproperlyConfigured(
+                f"{name}: expected s3://BUCKET?endpoint_url=https://...&region_name=..., "
+                f"got {value!r}"
+            )
+        from urllib.parse import parse_qsl
+
+        allowed = {"endpoint_url", "region_name", "location", "addressing_style",
+                   "signature_version"}
+        options = dict(parse_qsl(parts.query))
+        unknown = set(options) - allowed
+        if unknown:
+            raise ImproperlyConfigured(
+                f"{name}: unknown option(s) {', '.join(sorted(unknown))}; "
+                f"use {', '.join(sorted(allowed))}"
+            )
+        # Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or _FILE).
+        for variable, option in (("AWS_ACCESS_KEY_ID", "access_key"),
+                                 ("AWS_SECRET_ACCESS_KEY", "secret_key")):
+            if self.raw(variable):
+                options[option] = self.raw(variable)
+        options.update(bucket_name=parts.netloc, default_acl=None, file_overwrite=False,
+                       querystring_auth=True)
+        return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
+
     def redis_url(self, name: str) -> str | None:
         value = self.raw(name)
         if value is None or not value.strip():

@@ -160,7 +160,9 @@ STATICFILES_DIRS = [PACKAGE_DIR / "static"]
 MEDIA_URL = "media/"
 MEDIA_ROOT = DATA.media
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Uploads, job outputs and artifacts: the data dir, or S3-compatible object
+    # storage (django-storages) when ERUMLAB_STORAGE_URL is s3://bucket?endpoint_url=...
+    "default": env.storage("ERUMLAB_STORAGE_URL"),
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 # Serve straight from the packages too, so a checkout works before collectstatic.
@@ -259,6 +261,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Jobs and dataset versions both have a "state": name their enums apart.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStateEnum": "erumlab.jobs.models.Job.State",
+        "VersionStateEnum": "erumlab.catalogue.models.DatasetVersion.State",
+    },
 }
 
 # Celery: JSON only, nothing unpickled; a task is acknowledged after it ran,
@@ -321,8 +328,6 @@ if ERUMLAB_DOWNLOAD_ACCEL not in ("", "nginx", "sendfile"):
     raise ImproperlyConfigured(
         f"ERUMLAB_DOWNLOAD_ACCEL: expected '', 'nginx' or 'sendfile', got {ERUMLAB_DOWNLOAD_ACCEL!r}"
     )
-# S3-compatible object storage for uploads (django-storages), e.g.
-# s3://bucket?endpoint_url=https://s3.example.org ; empty keeps files in the data dir.
 ERUMLAB_TEMPLATES_DIR = env.str(
     "ERUMLAB_TEMPLATES_DIR", str(PACKAGE_DIR.parent.parent / "notebooks_templates")
 )
