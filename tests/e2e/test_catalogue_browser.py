@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
+import uproot
 from playwright.sync_api import Page, expect
 
 from erumlab.catalogue import services
@@ -23,6 +25,12 @@ def test_upload_preview_plot_publish_and_cite(live_server, user, password, start
                                       visibility="internal", experiment="toy calo")
     source = tmp_path / "showers.h5"
     source.write_bytes(hdf5_bytes())
+    tracks = tmp_path / "tracks.root"
+    with uproot.recreate(tracks) as handle:
+        handle.mktree("Events", {"pt": "float64", "nhits": "int32"})
+        rng = np.random.default_rng(3)
+        handle["Events"].extend({"pt": rng.exponential(5.0, 2000),
+                                 "nhits": rng.integers(3, 12, 2000).astype("int32")})
 
     page.set_default_timeout(30_000)
     page.goto(f"{live_server.url}/accounts/login/")
@@ -31,10 +39,11 @@ def test_upload_preview_plot_publish_and_cite(live_server, user, password, start
     page.get_by_role("button", name="Log in").click()
 
     page.goto(f"{live_server.url}/datasets/{dataset.slug}/v1/edit/")
-    page.set_input_files("#upload-files", str(source))
+    page.set_input_files("#upload-files", [str(source), str(tracks)])
     page.get_by_role("button", name="Upload", exact=True).click()
-    expect(page.locator("#upload-list progress")).to_have_attribute("value", "100")
-    expect(page.locator("#upload-list .upload-status")).to_have_text("done")
+    for row in (0, 1):
+        expect(page.locator("#upload-list progress").nth(row)).to_have_attribute("value", "100")
+        expect(page.locator("#upload-list .upload-status").nth(row)).to_have_text("done")
     # The page reloads when every file is in; the file is then listed.
     expect(page.get_by_role("link", name="showers.h5")).to_be_visible(timeout=60_000)
 
@@ -46,6 +55,15 @@ def test_upload_preview_plot_publish_and_cite(live_server, user, password, start
     plot = page.request.get(live_server.url + histogram.get_attribute("src"))
     assert plot.status == 200, plot.text()[:300]
     assert plot.body().startswith(b"\x89PNG")
+    page.wait_for_function(
+        "() => { const i = document.getElementById('histogram'); "
+        "return i.complete && i.naturalWidth > 100; }", timeout=30_000)
+
+    page.goto(f"{live_server.url}/datasets/{dataset.slug}/v1/edit/")
+    page.get_by_role("link", name="tracks.root").click()
+    expect(page.locator("#preview-table")).to_contain_text("nhits", timeout=60_000)
+    page.select_option("#column", "Events/pt")
+    page.get_by_role("button", name="Draw").click()
     page.wait_for_function(
         "() => { const i = document.getElementById('histogram'); "
         "return i.complete && i.naturalWidth > 100; }", timeout=30_000)

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 
 from erumlab.catalogue.models import DatasetFile
 
@@ -78,6 +78,14 @@ def file_response(request: HttpRequest, record: DatasetFile) -> HttpResponse:
             return HttpResponse(status=416, headers={"Content-Range": f"bytes */{size}"})
         length, status = end - start + 1, 206
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    if status == 200:
+        # The whole file: FileResponse hands the open file to the WSGI server's
+        # file wrapper, which gunicorn sends with sendfile() (no copy through Python).
+        response = FileResponse(default_storage.open(record.storage_key, "rb"),
+                                content_type=record.media_type, headers=headers)
+        response["Content-Length"] = str(size)
+        response["Content-Disposition"] = headers["Content-Disposition"]
+        return response
     response = StreamingHttpResponse(_blocks(record.storage_key, start, length), status=status,
                                      content_type=record.media_type, headers=headers)
     response["Content-Length"] = str(length)

@@ -6,6 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.core.validators import RegexValidator
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.utils import timezone
 
@@ -54,6 +55,8 @@ class Dataset(models.Model):
     keywords = models.JSONField(default=list, blank=True)
     # Title, description, keywords, experiment and creators in one text: what search reads.
     search_document = models.TextField(blank=True, editable=False)
+    # Its parsed form for PostgreSQL's full-text search (GIN-indexed; unused on SQLite).
+    search_vector = SearchVectorField(null=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 

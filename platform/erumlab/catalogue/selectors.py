@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
 from erumlab.accounts.models import Membership, User
 from erumlab.catalogue.models import Dataset, DatasetFile, DatasetVersion, Visibility
@@ -69,15 +70,11 @@ def datasets_search(datasets: QuerySet[Dataset], query: str) -> QuerySet[Dataset
     if not query:
         return datasets
     if connection.vendor == "postgresql":
-        # Matches the expression index created in migration 0002 exactly.
-        vector = "to_tsvector('english'::regconfig, search_document)"
-        # The query is a bound parameter; only constant SQL is spliced in.
-        return datasets.extra(  # noqa: S610
-            where=[f"{vector} @@ websearch_to_tsquery('english'::regconfig, %s)"],
-            params=[query],
-            select={"rank": f"ts_rank({vector}, websearch_to_tsquery('english'::regconfig, %s))"},
-            select_params=[query],
-        ).order_by("-rank", "-updated_at")
+        # The stored, GIN-indexed vector: nothing is parsed again per query.
+        parsed = SearchQuery(query, config="english", search_type="websearch")
+        return (datasets.filter(search_vector=parsed)
+                .annotate(rank=SearchRank(F("search_vector"), parsed))
+                .order_by("-rank", "-updated_at"))
     for word in query.split():
         datasets = datasets.filter(search_document__icontains=word.strip('"'))
     return datasets

@@ -66,6 +66,16 @@ def _search_document(dataset: Dataset, creators: Iterable[dict]) -> str:
     return "\n".join(p for p in parts if p)
 
 
+def _refresh_search_vector(dataset: Dataset) -> None:
+    """PostgreSQL keeps a parsed copy of the search document for its text search."""
+    from django.contrib.postgres.search import SearchVector
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        Dataset.objects.filter(pk=dataset.pk).update(
+            search_vector=SearchVector("search_document", config="english"))
+
+
 def default_creators(user: User) -> list[dict[str, str]]:
     name = f"{user.last_name}, {user.first_name}" if user.last_name else user.username
     creator = {"name": name}
@@ -137,6 +147,7 @@ def dataset_create(*, owner: User, title: str, slug: str = "", description: str 
     dataset.search_document = _search_document(dataset, creators)
     dataset.full_clean()
     dataset.save()
+    _refresh_search_vector(dataset)
     DatasetVersion.objects.create(dataset=dataset, number=1, creators=creators,
                                   produced_by=produced_by)
     return dataset
@@ -161,6 +172,7 @@ def dataset_update(*, dataset: Dataset, actor: User, **fields: Any) -> Dataset:
     dataset.updated_at = timezone.now()
     dataset.full_clean()
     dataset.save()
+    _refresh_search_vector(dataset)
     return dataset
 
 
