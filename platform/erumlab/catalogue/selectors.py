@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from django.db import connection
 from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
 from erumlab.accounts.models import Membership, User
