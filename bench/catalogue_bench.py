@@ -21,11 +21,12 @@ import argparse
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchenv import bench_platform
 
 
 def main() -> int:
@@ -33,35 +34,9 @@ def main() -> int:
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--datasets", type=int, default=10_000)
     args = parser.parse_args()
-    data_dir = tempfile.mkdtemp(prefix="erumlab-bench-")
-    os.environ["ERUMLAB_DATA_DIR"] = data_dir
-    os.environ["ERUMLAB_QUOTA_USER_GB"] = "1000"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "erumlab.config.settings")
-    redis = None
-    if not os.environ.get("REDIS_URL"):
-        from erumlab.config.layout import DataDir
-        from erumlab.runtime.redis_server import redis_command, wait_for_redis
-
-        layout = DataDir(Path(data_dir)).ensure()
-        redis = subprocess.Popen(redis_command(socket_path=layout.redis_socket,
-                                               data_dir=layout.redis_dir),
-                                 stdout=subprocess.DEVNULL)
-        wait_for_redis(layout.redis_socket, process=redis)
-    import logging
-
-    import django
-
-    logging.disable(logging.WARNING)
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    try:
+    with bench_platform(ERUMLAB_QUOTA_USER_GB="1000"):
         download(args.size_mb)
         search(args.datasets)
-    finally:
-        if redis is not None:
-            redis.terminate()
     return 0
 
 

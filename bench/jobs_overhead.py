@@ -20,49 +20,21 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchenv import bench_platform
 
 
 def main() -> None:
-    import logging
-
-    logging.disable(logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=20)
     parser.add_argument("--sleep", type=float, default=1.0, help="seconds the notebook sleeps")
     args = parser.parse_args()
-
-    data_dir = tempfile.mkdtemp(prefix="erumlab-bench-")
-    os.environ["ERUMLAB_DATA_DIR"] = data_dir
-    os.environ["ERUMLAB_JOB_MAX_RUNNING_PER_USER"] = "8"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "erumlab.config.settings")
-    redis = None
-    if not os.environ.get("REDIS_URL"):
-        from erumlab.config.layout import DataDir
-        from erumlab.runtime.redis_server import redis_command, wait_for_redis
-
-        layout = DataDir(Path(data_dir)).ensure()
-        redis = subprocess.Popen(redis_command(socket_path=layout.redis_socket,
-                                               data_dir=layout.redis_dir),
-                                 stdout=subprocess.DEVNULL)
-        wait_for_redis(layout.redis_socket, process=redis)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    try:
+    with bench_platform(ERUMLAB_JOB_MAX_RUNNING_PER_USER="8"):
         run(args)
-    finally:
-        if redis is not None:
-            redis.terminate()
 
 
 def run(args: argparse.Namespace) -> None:

@@ -7,11 +7,13 @@ and no stored object.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import mimetypes
+import tempfile
 import unicodedata
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -479,24 +481,28 @@ def file_remove(*, file: DatasetFile, actor: User) -> None:
         transaction.on_commit(lambda: default_storage.delete(key))
 
 
+@contextlib.contextmanager
+def local_path(record: DatasetFile) -> Iterator[Path]:
+    """A path to a file's bytes: in place on local storage, a temporary copy otherwise."""
+    try:
+        yield Path(default_storage.path(record.storage_key))
+    except NotImplementedError:  # object storage has no paths
+        with tempfile.NamedTemporaryFile(suffix=Path(record.name).suffix) as copy, \
+                default_storage.open(record.storage_key) as source:
+            for block in iter(lambda: source.read(CHUNK), b""):
+                copy.write(block)
+            copy.flush()
+            yield Path(copy.name)
+
+
 def file_compute_preview(*, file_id: str) -> DatasetFile:
     """Compute and cache a file's preview (in a worker)."""
-    import tempfile
-
     from erumlab.catalogue.previews import PreviewError, preview
 
     record = DatasetFile.objects.get(pk=file_id)
     try:
-        try:
-            local = Path(default_storage.path(record.storage_key))
-            result = preview(local, record.format)
-        except NotImplementedError:  # remote storage: work on a temporary copy
-            with tempfile.NamedTemporaryFile(suffix=Path(record.name).suffix) as copy, \
-                    default_storage.open(record.storage_key) as source:
-                for block in iter(lambda: source.read(CHUNK), b""):
-                    copy.write(block)
-                copy.flush()
-                result = preview(copy.name, record.format)
+        with local_path(record) as path:
+            result = preview(path, record.format)
     except PreviewError as error:
         reason = str(error)
         if not reason.startswith("cannot preview"):

@@ -239,7 +239,7 @@ def file_histogram(request: HttpRequest, slug: str, number: int, file_id) -> Htt
     png = cache.get(key)
     if png is None:
         try:
-            with record_path(record) as path:
+            with services.local_path(record) as path:
                 png = histogram(path, record.format, column)
         except PreviewError as error:
             return HttpResponse(f"cannot draw a histogram: {error}", status=422,
@@ -247,29 +247,6 @@ def file_histogram(request: HttpRequest, slug: str, number: int, file_id) -> Htt
         cache.set(key, png, timeout=7 * 24 * 3600)
     return HttpResponse(png, content_type="image/png",
                         headers={"Cache-Control": "private, max-age=86400"})
-
-
-def record_path(record: DatasetFile):  # noqa: ANN201
-    """A local path to a file's bytes (a temporary copy for remote storage)."""
-    import contextlib
-    import tempfile
-    from pathlib import Path
-
-    from django.core.files.storage import default_storage
-
-    @contextlib.contextmanager
-    def _path():  # noqa: ANN202
-        try:
-            yield Path(default_storage.path(record.storage_key))
-        except NotImplementedError:
-            with tempfile.NamedTemporaryFile(suffix=Path(record.name).suffix) as copy, \
-                    default_storage.open(record.storage_key) as source:
-                for block in iter(lambda: source.read(1 << 20), b""):
-                    copy.write(block)
-                copy.flush()
-                yield Path(copy.name)
-
-    return _path()
 
 
 def file_download(request: HttpRequest, slug: str, number: int, file_id) -> HttpResponse:  # noqa: ANN001
