@@ -26,6 +26,10 @@ ALLOWED_TAGS = {"p", "br", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "stro
                 "hr", "sup", "sub"}
 
 
+FACET_LABELS = {"experiment": "Experiment", "data_level": "Data level", "format": "Format",
+                "licence": "Licence", "keyword": "Keyword", "collaboration": "Collaboration"}
+
+
 def render_markdown(text: str) -> SafeString:
     """Markdown to HTML, then sanitized (nh3): no scripts, styles, event handlers or images."""
     html = markdown.markdown(text, extensions=["tables", "fenced_code"])
@@ -57,7 +61,7 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
     active = {k: v for k, v in filters.items() if v and k != "q"}
     return render(request, "catalogue/dataset_list.html", {
         "form": form, "page": page, "facets": selectors.facet_counts(datasets),
-        "active": active, "query": filters.get("q", ""),
+        "facet_labels": FACET_LABELS, "active": active, "query": filters.get("q", ""),
     })
 
 
@@ -172,11 +176,11 @@ def version_publish(request: HttpRequest, slug: str, number: int) -> HttpRespons
     dataset = _dataset_or_404(request, slug)
     version = _version_or_404(request, dataset, number)
     try:
-        services.version_publish(version=version, actor=request.user)
+        version = services.version_publish(version=version, actor=request.user)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
         return redirect("catalogue:version_edit", slug=slug, number=number)
-    messages.success(request, f"Version {number} published as {version.identifier or ''}.")
+    messages.success(request, f"Version {number} published as {version.identifier}.")
     return redirect("catalogue:version", slug=slug, number=number)
 
 
