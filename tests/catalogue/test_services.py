@@ -195,3 +195,32 @@ def test_a_readable_hdf5_file_gets_its_tree_and_histogrammable_columns(user, dra
     assert plot.status_code == 200 and plot.content.startswith(b"\x89PNG")
     assert client.get(f"/datasets/{draft.dataset.slug}/v1/files/{record.pk}/histogram.png",
                       {"column": "/nope"}).status_code == 404
+
+
+def test_collaboration_datasets_count_against_the_collaborations_quota(user, settings):
+    from erumlab.accounts.services import collaboration_create
+
+    settings.ERUMLAB_QUOTA_COLLABORATION_BYTES = 1000
+    settings.ERUMLAB_QUOTA_USER_BYTES = 10**12
+    collaboration = collaboration_create(creator=user, name="Quota test")
+    shared = services.dataset_create(owner=user, title="Shared data",
+                                     visibility="collaboration", collaboration=collaboration)
+    add(shared.versions.get(), user, "a.bin", b"x" * 900)
+    with pytest.raises(ValidationError, match="collaboration quota-test uses"):
+        services.upload_start(version=shared.versions.get(), actor=user, name="b.bin",
+                              size=200)
+    # The user's own quota is separate.
+    own = services.dataset_create(owner=user, title="Mine")
+    add(own.versions.get(), user, "c.bin", b"y" * 900)
+
+
+def test_nobody_writes_into_someone_elses_upload(user, other_user, draft, api_client):
+    upload = services.upload_start(version=draft, actor=user, name="d.bin", size=10)
+    api_client.force_authenticate(other_user)
+    response = api_client.put(f"/api/v1/uploads/{upload.pk}/", b"0123456789",
+                              content_type="application/octet-stream",
+                              HTTP_CONTENT_RANGE="bytes 0-9/10",
+                              HTTP_CONTENT_DISPOSITION="attachment; filename=chunk")
+    assert response.status_code == 404
+    upload.refresh_from_db()
+    assert upload.received == 0
