@@ -34,7 +34,7 @@ class ErumlabLocalSpawner(SimpleLocalProcessSpawner):
         return os.geteuid() == 0
 
     def get_args(self) -> list[str]:
-        args = super().get_args()
+        args = list(super().get_args())  # a copy: the parent may hand out its own list
         if self.allow_root and "--allow-root" not in args:
             args.append("--allow-root")
         return args
