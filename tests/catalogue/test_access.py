@@ -199,3 +199,10 @@ def test_search_and_facets(user, make_dataset):
     assert b"Electron showers" in by_keyword.content and b"Pixel tracker" not in by_keyword.content
     api = APIClient().get("/api/v1/datasets/", {"q": "pileup"}).json()["results"]
     assert [d["title"] for d in api] == ["Pixel tracker hits with pileup"]
+
+
+def test_keywords_must_be_a_list_of_words(people):
+    _, api = _clients(people, "owner")
+    response = api.post("/api/v1/datasets/", {"title": "Bad keywords", "keywords": "muons"},
+                        format="json")
+    assert response.status_code == 400 and "keywords" in response.json()

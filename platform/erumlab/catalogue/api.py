@@ -78,6 +78,8 @@ class DatasetSerializer(serializers.ModelSerializer):
                                                allow_blank=True)
     creators = serializers.ListField(child=serializers.DictField(), write_only=True,
                                      required=False)
+    keywords = serializers.ListField(child=serializers.CharField(max_length=50),
+                                     required=False, max_length=30)
 
     class Meta:
         model = Dataset

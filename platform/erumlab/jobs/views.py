@@ -154,7 +154,7 @@ def job_requeue(request: HttpRequest, job_id) -> HttpResponse:  # noqa: ANN001
         messages.error(request, " ".join(error.messages))
     else:
         messages.success(request, "Job requeued.")
-    return redirect(request.POST.get("next") or "jobs:queues")
+    return redirect("jobs:queues")
 
 
 @login_required
