@@ -224,3 +224,16 @@ def test_server_paths_must_name_a_notebook_inside_the_home(client, user, path):
     client.force_login(user)
     response = client.post(reverse("jobs:templates"), {"source": "server", "path": path})
     assert b".ipynb file inside your home folder" in response.content
+
+
+def test_administrators_requeue_a_stuck_job_with_a_fresh_token(client, user, admin_user, hello):
+    job = services.job_submit(owner=user, template=hello, parameters={})
+    old_token = job.dispatch_token
+    with pytest.raises(PermissionDenied):
+        services.job_requeue(job=job, actor=user)
+    client.force_login(admin_user)
+    response = client.post(reverse("jobs:requeue", args=[job.pk]), {"next": "https://evil.example"})
+    assert response["Location"] == reverse("jobs:queues")
+    job.refresh_from_db()
+    assert job.dispatch_token != old_token and job.state == Job.State.QUEUED
+    assert "requeued by" in job.log
