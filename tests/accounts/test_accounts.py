@@ -148,3 +148,12 @@ def test_profile_saves_an_orcid_and_rejects_a_malformed_one(client, user):
     assert ok.status_code == 302
     user.refresh_from_db()
     assert user.orcid == "0000-0002-1825-0097"
+
+
+def test_the_django_admin_is_for_staff(client, user, admin_user):
+    client.force_login(user)
+    assert client.get("/admin/").status_code == 302
+    client.force_login(admin_user)
+    for url in ("/admin/", "/admin/accounts/user/", "/admin/accounts/collaboration/",
+                "/admin/accounts/apitoken/"):
+        assert client.get(url).status_code == 200, url

@@ -237,3 +237,14 @@ def test_administrators_requeue_a_stuck_job_with_a_fresh_token(client, user, adm
     job.refresh_from_db()
     assert job.dispatch_token != old_token and job.state == Job.State.QUEUED
     assert "requeued by" in job.log
+
+
+def test_the_job_list_filters_by_state_and_template(client, user, hello, slow_template):
+    queued = services.job_submit(owner=user, template=hello, parameters={})
+    slow = services.job_submit(owner=user, template=slow_template, parameters={})
+    services.job_cancel(job=slow, actor=user)
+    client.force_login(user)
+    by_state = client.get(reverse("jobs:list"), {"state": "cancelled"}).content.decode()
+    assert slow.short_id in by_state and queued.short_id not in by_state
+    by_template = client.get(reverse("jobs:list"), {"template": "hello"}).content.decode()
+    assert queued.short_id in by_template and slow.short_id not in by_template

@@ -20,15 +20,7 @@ from erumlab.accounts.forms import (
     SignUpForm,
 )
 from erumlab.accounts.models import ApiToken, Membership
-
-
-def _form_errors(form, error: ValidationError) -> None:  # noqa: ANN001
-    if hasattr(error, "error_dict"):
-        for field, errors in error.error_dict.items():
-            for item in errors:
-                form.add_error(field if field in form.fields else None, item)
-    else:
-        form.add_error(None, error)
+from erumlab.core.errors import add_to_form
 
 
 def sign_up(request: HttpRequest) -> HttpResponse:
@@ -47,7 +39,7 @@ def sign_up(request: HttpRequest) -> HttpResponse:
                 last_name=form.cleaned_data.get("last_name", ""),
             )
         except ValidationError as error:
-            _form_errors(form, error)
+            add_to_form(form, error)
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, f"Welcome to erumlab, {user.display_name}.")
@@ -78,7 +70,7 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
                 lifetime=timedelta(days=days) if days else None,
             )
         except ValidationError as error:
-            _form_errors(form, error)
+            add_to_form(form, error)
         else:
             form = ApiTokenForm()
     context = {
@@ -112,7 +104,7 @@ def collaboration_list(request: HttpRequest) -> HttpResponse:
                 description=form.cleaned_data.get("description", ""),
             )
         except ValidationError as error:
-            _form_errors(form, error)
+            add_to_form(form, error)
         else:
             messages.success(request, f"Collaboration {collaboration.name} created.")
             return redirect("accounts:collaboration", slug=collaboration.slug)
@@ -146,7 +138,7 @@ def collaboration_detail(request: HttpRequest, slug: str) -> HttpResponse:
                     role=form.cleaned_data["role"],
                 )
             except ValidationError as error:
-                _form_errors(form, error)
+                add_to_form(form, error)
             else:
                 messages.success(
                     request, f"{membership.user.username} is now {membership.get_role_display()}."

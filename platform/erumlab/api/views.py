@@ -8,7 +8,6 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from kombu.exceptions import OperationalError
 from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import api_view, permission_classes
-from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,14 +20,8 @@ from erumlab.api.serializers import (
     IssuedApiTokenSerializer,
     MeSerializer,
 )
+from erumlab.core.errors import as_api_error
 from erumlab.core.tasks import health
-
-
-def as_drf_error(error: DjangoValidationError) -> ValidationError:
-    if hasattr(error, "error_dict"):
-        return ValidationError({key: [str(m) for e in errs for m in e.messages]
-                                for key, errs in error.error_dict.items()})
-    return ValidationError(error.messages)
 
 
 class MeView(generics.RetrieveUpdateAPIView):
@@ -63,7 +56,7 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.CreateModelMixin,
                 lifetime=timedelta(days=days) if days else None,
             )
         except DjangoValidationError as error:
-            raise as_drf_error(error) from error
+            raise as_api_error(error) from error
         data = IssuedApiTokenSerializer(issued.token).data
         data["token"] = issued.secret
         return Response(data, status=status.HTTP_201_CREATED)
@@ -94,7 +87,7 @@ class CollaborationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
                 description=serializer.validated_data.get("description", ""),
             )
         except DjangoValidationError as error:
-            raise as_drf_error(error) from error
+            raise as_api_error(error) from error
 
 
 @extend_schema(

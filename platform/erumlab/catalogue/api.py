@@ -20,12 +20,7 @@ from erumlab.accounts.selectors import collaborations_of
 from erumlab.catalogue import metadata, selectors, services
 from erumlab.catalogue.downloads import file_response
 from erumlab.catalogue.models import Dataset, DatasetFile, DatasetVersion, Upload
-
-
-def _drf(error: DjangoValidationError) -> ValidationError:
-    if hasattr(error, "error_dict"):
-        return ValidationError(error.message_dict)
-    return ValidationError({"detail": error.messages})
+from erumlab.core.errors import as_api_error
 
 
 def _job_of(request: Request):  # noqa: ANN202
@@ -143,7 +138,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
                 owner=self.request.user, collaboration=collaboration,
                 produced_by=_job_of(self.request), **data)
         except DjangoValidationError as error:
-            raise _drf(error) from error
+            raise as_api_error(error) from error
 
     def perform_update(self, serializer: DatasetSerializer) -> None:
         data = dict(serializer.validated_data)
@@ -157,7 +152,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         except DjangoPermissionDenied as error:
             raise PermissionDenied(str(error)) from error
         except DjangoValidationError as error:
-            raise _drf(error) from error
+            raise as_api_error(error) from error
 
     @extend_schema(responses=VersionSerializer(many=True))
     @action(detail=True, methods=["get"])
@@ -195,7 +190,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
             except DjangoPermissionDenied as error:
                 raise PermissionDenied(str(error)) from error
             except DjangoValidationError as error:
-                raise _drf(error) from error
+                raise as_api_error(error) from error
         return Response(VersionSerializer(version).data)
 
     @extend_schema(request=None, responses={201: VersionSerializer})
@@ -207,7 +202,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         except DjangoPermissionDenied as error:
             raise PermissionDenied(str(error)) from error
         except DjangoValidationError as error:
-            raise _drf(error) from error
+            raise as_api_error(error) from error
         return Response(VersionSerializer(draft).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=VersionSerializer)
@@ -219,7 +214,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         except DjangoPermissionDenied as error:
             raise PermissionDenied(str(error)) from error
         except DjangoValidationError as error:
-            raise _drf(error) from error
+            raise as_api_error(error) from error
         return Response(VersionSerializer(version).data)
 
     @extend_schema(responses=dict)
@@ -265,7 +260,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         except DjangoPermissionDenied as error:
             raise PermissionDenied(str(error)) from error
         except DjangoValidationError as error:
-            raise _drf(error) from error
+            raise as_api_error(error) from error
         return Response(FileSerializer(record).data, status=status.HTTP_201_CREATED)
 
 
@@ -295,7 +290,7 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin,
         except DjangoPermissionDenied as error:
             raise PermissionDenied(str(error)) from error
         except DjangoValidationError as error:
-            raise _drf(error) from error
+            raise as_api_error(error) from error
 
     @extend_schema(request={"application/octet-stream": {"type": "string", "format": "binary"}},
                    responses=UploadSerializer)
@@ -314,7 +309,7 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin,
             return Response({"detail": str(mismatch.message), "received": mismatch.expected},
                             status=status.HTTP_409_CONFLICT)
         except DjangoValidationError as error:
-            raise _drf(error) from error
+            raise as_api_error(error) from error
         return Response(UploadSerializer(upload).data)
 
     @extend_schema(request=None, responses={201: FileSerializer})
@@ -323,7 +318,7 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin,
         try:
             record = services.upload_complete(upload=self.get_object(), actor=request.user)
         except DjangoValidationError as error:
-            raise _drf(error) from error
+            raise as_api_error(error) from error
         return Response(FileSerializer(record).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance: Upload) -> None:

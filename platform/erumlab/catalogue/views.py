@@ -20,6 +20,7 @@ from erumlab.catalogue import metadata, selectors, services
 from erumlab.catalogue.downloads import file_response
 from erumlab.catalogue.forms import DatasetForm, SearchForm, VersionForm
 from erumlab.catalogue.models import Dataset, DatasetFile, DatasetVersion
+from erumlab.core.errors import add_to_form
 
 ALLOWED_TAGS = {"p", "br", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "strong", "em",
                 "code", "pre", "blockquote", "a", "table", "thead", "tbody", "tr", "th", "td",
@@ -77,19 +78,11 @@ def dataset_create(request: HttpRequest) -> HttpResponse:
                 collaboration=data.get("collaboration"), experiment=data.get("experiment", ""),
                 data_level=data["data_level"], licence=data["licence"], keywords=form.keywords())
         except ValidationError as error:
-            _errors_to_form(form, error)
+            add_to_form(form, error)
         else:
             messages.success(request, "Dataset created: add files to its first version.")
             return redirect("catalogue:version_edit", slug=dataset.slug, number=1)
     return render(request, "catalogue/dataset_form.html", {"form": form})
-
-
-def _errors_to_form(form, error: ValidationError) -> None:  # noqa: ANN001
-    if hasattr(error, "error_dict"):
-        for field, problems in error.message_dict.items():
-            form.add_error(field if field in form.fields else None, problems)
-    else:
-        form.add_error(None, error.messages)
 
 
 def dataset_detail(request: HttpRequest, slug: str, number: int | None = None) -> HttpResponse:
@@ -158,7 +151,7 @@ def version_edit(request: HttpRequest, slug: str, number: int) -> HttpResponse:
                                     changelog=form.cleaned_data["changelog"],
                                     creators=form.creators_list())
         except ValidationError as error:
-            _errors_to_form(form, error)
+            add_to_form(form, error)
         else:
             messages.success(request, "Saved.")
             return redirect("catalogue:version_edit", slug=slug, number=number)

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from erumlab.accounts.selectors import collaborations_of
+from erumlab.core.errors import as_api_error
 from erumlab.jobs import selectors, services
 from erumlab.jobs.downloads import artifact_response, output_notebook_response
 from erumlab.jobs.models import Artifact, Job, Template
@@ -22,9 +23,7 @@ from erumlab.jobs.parameters import ParameterError
 def _drf_error(error: DjangoValidationError | ParameterError) -> ValidationError:
     if isinstance(error, ParameterError):
         return ValidationError({"parameters": error.errors})
-    if hasattr(error, "error_dict"):
-        return ValidationError(error.message_dict)
-    return ValidationError({"detail": error.messages})
+    return as_api_error(error)
 
 
 class TemplateSerializer(serializers.ModelSerializer):

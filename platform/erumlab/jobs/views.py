@@ -15,6 +15,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
 from erumlab.accounts.selectors import collaborations_of
+from erumlab.core.errors import add_to_form
 from erumlab.jobs import selectors, services
 from erumlab.jobs.downloads import artifact_response, output_notebook_response
 from erumlab.jobs.forms import JobFilterForm, JobForm, TemplateFromServerForm, TemplateUploadForm
@@ -100,8 +101,7 @@ def job_submit(request: HttpRequest, template_id: int) -> HttpResponse:
         except ParameterError as error:
             form.add_parameter_errors(error.errors)
         except ValidationError as error:
-            for field, problems in error.message_dict.items():
-                form.add_error(field if field in form.fields else None, problems)
+            add_to_form(form, error)
         else:
             messages.success(request, "Job submitted.")
             return redirect("jobs:detail", job_id=job.pk)
