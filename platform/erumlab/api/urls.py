@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 from erumlab.api import views
 from erumlab.catalogue.api import DatasetViewSet, UploadViewSet
 from erumlab.jobs.api import JobViewSet, TemplateViewSet
+from erumlab.zoo.api import ConversionViewSet, ModelViewSet, TryRunViewSet
 
 router = DefaultRouter()
 router.register("tokens", views.ApiTokenViewSet, basename="token")
@@ -13,6 +14,9 @@ router.register("templates", TemplateViewSet, basename="template")
 router.register("jobs", JobViewSet, basename="job")
 router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("uploads", UploadViewSet, basename="upload")
+router.register("models", ModelViewSet, basename="model")
+router.register("conversions", ConversionViewSet, basename="conversion")
+router.register("try-runs", TryRunViewSet, basename="try-run")
 
 app_name = "api"
 

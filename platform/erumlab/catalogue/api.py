@@ -18,18 +18,16 @@ from rest_framework.response import Response
 
 from erumlab.accounts.selectors import collaborations_of
 from erumlab.catalogue import metadata, selectors, services
-from erumlab.catalogue.downloads import file_response
 from erumlab.catalogue.models import Dataset, DatasetFile, DatasetVersion, Upload
+from erumlab.core.downloads import file_response
 from erumlab.core.errors import as_api_error
 
 
 def _job_of(request: Request):  # noqa: ANN202
     """The batch job whose token made this request (lineage), if any."""
-    from erumlab.jobs.models import Job
+    from erumlab.jobs.selectors import job_for_token
 
-    token = request.auth
-    return Job.objects.filter(api_token=token).first() if token is not None and hasattr(
-        token, "pk") else None
+    return job_for_token(request.auth)
 
 
 class ReadAnonymously(BasePermission):

@@ -10,12 +10,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
-
-class Visibility(models.TextChoices):
-    PUBLIC = "public", "Public (anyone, also without an account)"
-    INTERNAL = "internal", "All logged-in users"
-    COLLABORATION = "collaboration", "Members of the collaboration"
-    PRIVATE = "private", "Only me"
+from erumlab.core.visibility import Visibility  # noqa: F401 (re-exported)
 
 
 class DataLevel(models.TextChoices):

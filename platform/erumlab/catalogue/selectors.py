@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connection
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
-from erumlab.accounts.models import Membership, User
-from erumlab.catalogue.models import Dataset, DatasetFile, DatasetVersion, Visibility
+from erumlab.accounts.models import User
+from erumlab.catalogue.models import Dataset, DatasetFile, DatasetVersion
+from erumlab.core.search import text_search
+from erumlab.core.visibility import editor_q, readable_q
 
 
 def _editor_q(user: User, prefix: str = "") -> Q:
     """Datasets the user may edit: owned, or of a collaboration they maintain."""
-    maintained = Membership.objects.filter(user=user, role=Membership.Role.MAINTAINER)
-    return (Q(**{f"{prefix}owner": user})
-            | Q(**{f"{prefix}collaboration__in": maintained.values("collaboration")}))
+    return editor_q(user, prefix)
 
 
 def datasets_visible_to(user: User) -> QuerySet[Dataset]:
@@ -26,12 +25,8 @@ def datasets_visible_to(user: User) -> QuerySet[Dataset]:
         return datasets
     published = DatasetVersion.objects.filter(dataset=OuterRef("pk"),
                                               state=DatasetVersion.State.PUBLISHED)
-    readable = Q(visibility=Visibility.PUBLIC)
+    readable = readable_q(user)
     if user.is_authenticated:
-        member_of = Membership.objects.filter(user=user).values("collaboration")
-        readable |= Q(visibility=Visibility.INTERNAL)
-        readable |= Q(visibility=Visibility.COLLABORATION, collaboration__in=member_of)
-        readable |= Q(owner=user)
         return datasets.filter((readable & Exists(published)) | _editor_q(user))
     return datasets.filter(readable & Exists(published))
 
@@ -66,18 +61,7 @@ def files_visible_to(user: User) -> QuerySet[DatasetFile]:
 
 def datasets_search(datasets: QuerySet[Dataset], query: str) -> QuerySet[Dataset]:
     """Full-text search: PostgreSQL's text search when available, word matching on SQLite."""
-    query = query.strip()
-    if not query:
-        return datasets
-    if connection.vendor == "postgresql":
-        # The stored, GIN-indexed vector: nothing is parsed again per query.
-        parsed = SearchQuery(query, config="english", search_type="websearch")
-        return (datasets.filter(search_vector=parsed)
-                .annotate(rank=SearchRank(F("search_vector"), parsed))
-                .order_by("-rank", "-updated_at"))
-    for word in query.split():
-        datasets = datasets.filter(search_document__icontains=word.strip('"'))
-    return datasets
+    return text_search(datasets, query)
 
 
 FACETS = ("experiment", "data_level", "format", "licence", "keyword", "collaboration")

@@ -7,13 +7,11 @@ and no stored object.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import mimetypes
-import tempfile
 import unicodedata
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,9 +24,12 @@ from django.db.models import Sum
 from django.utils import timezone
 from django.utils.text import slugify
 
-from erumlab.accounts.models import Collaboration, Membership, User
+from erumlab.accounts.models import Collaboration, User
 from erumlab.catalogue.models import Dataset, DatasetFile, DatasetVersion, Upload, Visibility
 from erumlab.catalogue.previews import detect_format
+from erumlab.core import quota, storage
+from erumlab.core import visibility as shared_visibility
+from erumlab.core.search import refresh_search_vector
 
 CHUNK = 1 << 20
 
@@ -38,13 +39,7 @@ CHUNK = 1 << 20
 
 def can_edit(user: User, dataset: Dataset) -> bool:
     """Owners, maintainers of the dataset's collaboration and administrators."""
-    if not user.is_authenticated:
-        return False
-    if user.is_superuser or dataset.owner_id == user.pk:
-        return True
-    return dataset.collaboration_id is not None and Membership.objects.filter(
-        collaboration_id=dataset.collaboration_id, user=user,
-        role=Membership.Role.MAINTAINER).exists()
+    return shared_visibility.can_edit(user, dataset)
 
 
 def _require_editor(user: User, dataset: Dataset) -> None:
@@ -69,13 +64,7 @@ def _search_document(dataset: Dataset, creators: Iterable[dict]) -> str:
 
 
 def _refresh_search_vector(dataset: Dataset) -> None:
-    """PostgreSQL keeps a parsed copy of the search document for its text search."""
-    from django.contrib.postgres.search import SearchVector
-    from django.db import connection
-
-    if connection.vendor == "postgresql":
-        Dataset.objects.filter(pk=dataset.pk).update(
-            search_vector=SearchVector("search_document", config="english"))
+    refresh_search_vector(dataset)
 
 
 def default_creators(user: User) -> list[dict[str, str]]:
@@ -97,15 +86,7 @@ def _clean_keywords(keywords: Iterable[str]) -> list[str]:
     return seen
 
 
-def _check_collaboration(owner: User, visibility: str,
-                         collaboration: Collaboration | None) -> None:
-    if visibility == Visibility.COLLABORATION and collaboration is None:
-        raise ValidationError({"collaboration": "Choose the collaboration that may see it."})
-    if collaboration is not None and not (
-        owner.is_superuser
-        or Membership.objects.filter(user=owner, collaboration=collaboration).exists()
-    ):
-        raise ValidationError({"collaboration": "You are not a member of that collaboration."})
+_check_collaboration = shared_visibility.check_collaboration
 
 
 def _check_creators(creators: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -285,35 +266,12 @@ def clean_file_name(name: str) -> str:
 
 
 def usage_bytes(*, user: User | None = None, collaboration: Collaboration | None = None) -> int:
-    """Bytes counted against a quota: stored files (each stored object once) and open uploads."""
-    files = DatasetFile.objects.all()
-    uploads = Upload.objects.all()
-    if collaboration is not None:
-        files = files.filter(version__dataset__collaboration=collaboration)
-        uploads = uploads.filter(version__dataset__collaboration=collaboration)
-    else:
-        files = files.filter(version__dataset__owner=user,
-                             version__dataset__collaboration__isnull=True)
-        uploads = uploads.filter(version__dataset__owner=user,
-                                 version__dataset__collaboration__isnull=True)
-    stored = sum(size for _, size in files.values_list("storage_key", "size").distinct())
-    pending = uploads.aggregate(total=Sum("size"))["total"] or 0
-    return stored + pending
+    """Bytes counted against a quota (datasets and models share it)."""
+    return quota.usage_bytes(user=user, collaboration=collaboration)
 
 
 def _check_quota(dataset: Dataset, size: int) -> None:
-    if dataset.collaboration is not None:
-        limit = settings.ERUMLAB_QUOTA_COLLABORATION_BYTES
-        used = usage_bytes(collaboration=dataset.collaboration)
-        whose = f"collaboration {dataset.collaboration.slug}"
-    else:
-        limit = settings.ERUMLAB_QUOTA_USER_BYTES
-        used = usage_bytes(user=dataset.owner)
-        whose = f"user {dataset.owner.username}"
-    if used + size > limit:
-        raise ValidationError(
-            {"size": f"Over quota: {whose} uses {used / 1e9:.3f} GB of {limit / 1e9:.3f} GB; "
-                     f"this file needs {size / 1e9:.3f} GB more."})
+    quota.check_quota(owner=dataset.owner, collaboration=dataset.collaboration, size=size)
 
 
 def _scratch(upload: Upload) -> Path:
@@ -481,18 +439,7 @@ def file_remove(*, file: DatasetFile, actor: User) -> None:
         transaction.on_commit(lambda: default_storage.delete(key))
 
 
-@contextlib.contextmanager
-def local_path(record: DatasetFile) -> Iterator[Path]:
-    """A path to a file's bytes: in place on local storage, a temporary copy otherwise."""
-    try:
-        yield Path(default_storage.path(record.storage_key))
-    except NotImplementedError:  # object storage has no paths
-        with tempfile.NamedTemporaryFile(suffix=Path(record.name).suffix) as copy, \
-                default_storage.open(record.storage_key) as source:
-            for block in iter(lambda: source.read(CHUNK), b""):
-                copy.write(block)
-            copy.flush()
-            yield Path(copy.name)
+local_path = storage.local_path
 
 
 def file_compute_preview(*, file_id: str) -> DatasetFile:

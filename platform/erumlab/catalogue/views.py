@@ -17,9 +17,9 @@ from django.views.decorators.http import require_POST
 
 from erumlab.accounts.selectors import collaborations_of
 from erumlab.catalogue import metadata, selectors, services
-from erumlab.catalogue.downloads import file_response
 from erumlab.catalogue.forms import DatasetForm, SearchForm, VersionForm
 from erumlab.catalogue.models import Dataset, DatasetFile, DatasetVersion
+from erumlab.core.downloads import file_response
 from erumlab.core.errors import add_to_form
 
 ALLOWED_TAGS = {"p", "br", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "strong", "em",

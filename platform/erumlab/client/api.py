@@ -9,6 +9,7 @@ import requests
 if TYPE_CHECKING:
     from erumlab.client.datasets import Datasets
     from erumlab.client.jobs import Jobs
+    from erumlab.client.models import Models
 
 
 class ClientConfigError(RuntimeError):
@@ -46,9 +47,8 @@ class Client:
         )
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._http.request(
-            method, f"{self.url}/api/v1/{path.lstrip('/')}", timeout=self.timeout, **kwargs
-        )
+        kwargs.setdefault("timeout", self.timeout)
+        response = self._http.request(method, f"{self.url}/api/v1/{path.lstrip('/')}", **kwargs)
         if response.status_code >= 400:
             try:
                 detail = response.json()
@@ -83,6 +83,12 @@ class Client:
         from erumlab.client.jobs import Jobs
 
         return Jobs(self)
+
+    @property
+    def models(self) -> Models:
+        from erumlab.client.models import Models
+
+        return Models(self)
 
     def me(self) -> dict[str, Any]:
         """The caller's profile and collaborations."""

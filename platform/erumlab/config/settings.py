@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "erumlab.sessions",
     "erumlab.jobs",
     "erumlab.catalogue",
+    "erumlab.zoo",
     "erumlab.api",
 ]
 
@@ -328,6 +329,8 @@ if ERUMLAB_DOWNLOAD_ACCEL not in ("", "nginx", "sendfile"):
     raise ImproperlyConfigured(
         f"ERUMLAB_DOWNLOAD_ACCEL: expected '', 'nginx' or 'sendfile', got {ERUMLAB_DOWNLOAD_ACCEL!r}"
     )
+# Model zoo: the largest model file accepted (weights or ONNX graph).
+ERUMLAB_MODEL_MAX_BYTES = env.int("ERUMLAB_MODEL_MAX_MB", 2000, minimum=1) * 1_000_000
 ERUMLAB_TEMPLATES_DIR = env.str(
     "ERUMLAB_TEMPLATES_DIR", str(PACKAGE_DIR.parent.parent / "notebooks_templates")
 )

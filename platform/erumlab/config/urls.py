@@ -8,6 +8,7 @@ urlpatterns = [
     path("notebooks/", include("erumlab.sessions.urls")),
     path("jobs/", include("erumlab.jobs.urls")),
     path("datasets/", include("erumlab.catalogue.urls")),
+    path("models/", include("erumlab.zoo.urls")),
     path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
     path("api/", include("erumlab.api.urls")),
     path("admin/", admin.site.urls),

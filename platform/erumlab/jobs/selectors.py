@@ -53,3 +53,10 @@ def jobs_filtered(jobs: QuerySet[Job], *, user: User, scope: str = "",
 
 def running_count(owner_id: int) -> int:
     return Job.objects.filter(owner_id=owner_id, state=Job.State.RUNNING).count()
+
+
+def job_for_token(token: object) -> Job | None:
+    """The batch job a request's API token belongs to (for lineage), if any."""
+    if token is None or not hasattr(token, "pk"):
+        return None
+    return Job.objects.filter(api_token=token).first()

@@ -85,9 +85,12 @@ def job_submit(request: HttpRequest, template_id: int) -> HttpResponse:
     source = None
     if request.GET.get("clone"):
         source = _job_or_404(request, request.GET["clone"])
+    # Links may pre-fill declared parameters (e.g. "Fine-tune in a job": ?base_model=...).
+    prefill = {p["name"]: request.GET[p["name"]] for p in template.parameters
+               if p["name"] in request.GET}
     form = JobForm(
         request.POST or None, template=template, collaborations=collaborations_of(request.user),
-        initial_values=source.parameters if source else None,
+        initial_values=source.parameters if source else prefill,
     )
     if request.method == "POST" and form.is_valid():
         try:

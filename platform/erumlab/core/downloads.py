@@ -7,13 +7,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Protocol
 from urllib.parse import quote
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 
-from erumlab.catalogue.models import DatasetFile
+
+class StoredFile(Protocol):
+    """A record naming stored bytes: a dataset file, a model file."""
+
+    name: str
+    storage_key: str
+    size: int
+    sha256: str
+    media_type: str
 
 BLOCK = 1 << 20
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -36,7 +45,7 @@ def _disposition(name: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
 
 
-def file_response(request: HttpRequest, record: DatasetFile) -> HttpResponse:
+def file_response(request: HttpRequest, record: StoredFile) -> HttpResponse:
     etag = f'"{record.sha256}"'
     headers = {
         "ETag": etag,

@@ -1,0 +1,229 @@
+"""Trained networks from a notebook or job.
+
+    from erumlab.client import models
+    tagger = models.load("jet-tagger", alias="production")     # a ready torch.nn.Module
+    models.publish(tagger, name="jet-tagger", card=card, metrics={"auc": 0.94},
+                   datasets=["erumlab:jet-images.v2"], signature=signature)
+
+Weights are downloaded once into a cache (ERUMLAB_CACHE_DIR, default
+~/.cache/erumlab) and checked against their SHA-256; ONNX models load as an
+ONNX Runtime session. Nothing is unpickled: the client publishes safetensors
+(or ONNX) and builds modules from architectures erumlab.science knows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from erumlab.client.datasets import ChecksumMismatch, cache_dir
+
+if TYPE_CHECKING:
+    import torch
+
+    from erumlab.client.api import Client
+
+
+class PublishFailed(RuntimeError):
+    pass
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Models:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def list(self, q: str = "", **facets: str) -> list[dict[str, Any]]:
+        return self.client.request("GET", "models/", params={"q": q, **facets})["results"]
+
+    def get(self, name: str) -> dict[str, Any]:
+        return self.client.request("GET", f"models/{name}/")
+
+    def version(self, name: str, version: int | None = None,
+                alias: str | None = None) -> dict[str, Any]:
+        """A version's record: by number, by alias, or the newest."""
+        ref = str(version) if version is not None else (alias or "latest")
+        return self.client.request("GET", f"models/{name}/versions/{ref}/")
+
+    def files(self, name: str, version: int | None = None,
+              alias: str | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
+        """The version record and local, SHA-256-checked paths of its files by role."""
+        info = self.version(name, version, alias)
+        folder = cache_dir() / "models" / name / f"v{info['number']}"
+        paths = {record["role"]: self._cached(name, info["number"], record, folder)
+                 for record in info["files"]}
+        return info, paths
+
+    def _cached(self, name: str, number: int, record: dict[str, Any], folder: Path) -> Path:
+        target = folder / record["name"]
+        verified = target.with_name(f".{target.name}.sha256")
+        # A verified copy: its marker names this content and the size still matches.
+        if target.is_file() and verified.is_file() and \
+                verified.read_text().strip() == record["sha256"] and \
+                target.stat().st_size == record["size"]:
+            return target
+        self.client.download(
+            f"models/{name}/versions/{number}/files/{record['id']}/download/", target)
+        actual = _sha256(target)
+        if actual != record["sha256"]:
+            target.unlink(missing_ok=True)
+            raise ChecksumMismatch(f"{record['name']}: expected SHA-256 {record['sha256']}, "
+                                   f"got {actual}; the download was discarded")
+        verified.write_text(actual)
+        return target
+
+    def load(self, name: str, version: int | None = None, alias: str | None = None, *,
+             device: str = "cpu") -> Any:
+        """A ready ``torch.nn.Module`` in eval mode (or an ONNX Runtime session)."""
+        from erumlab.science import modelio
+
+        info, paths = self.files(name, version, alias)
+        if info["format"] == "onnx":
+            return modelio.onnx_session(paths["weights"])
+        module = modelio.load_weights(paths["weights"], info["architecture"], info["config"],
+                                      device=device)
+        module.erumlab_version = info["identifier"]  # what `publish(parent=...)` refers to
+        return module
+
+    def example_input(self, name: str, version: int | None = None,
+                      alias: str | None = None) -> dict[str, Any]:
+        """The version's declared example input, as NumPy arrays by input name."""
+        from safetensors.numpy import load_file
+
+        _, paths = self.files(name, version, alias)
+        if "example-input" not in paths:
+            raise LookupError(f"{name} declares no example input")
+        return load_file(str(paths["example-input"]))
+
+    def publish(self, module: torch.nn.Module | str | Path, *, name: str,
+                signature: dict[str, Any] | None = None, card: str = "",
+                metrics: dict[str, float] | list[dict[str, Any]] | None = None,
+                datasets: list[str] | None = None, parent: str | None = None,
+                aliases: list[str] | None = None, changelog: str = "",
+                example_input: dict[str, Any] | None = None, title: str | None = None,
+                create: dict[str, Any] | None = None, wait: float = 600.0) -> dict[str, Any]:
+        """Publish a new version of ``name`` and return its record.
+
+        ``module`` is a module built from a registered architecture (stored as
+        safetensors) or the path of an ONNX file. ``signature`` declares inputs
+        and outputs (shapes with ``None`` for the batch axis); for a module it
+        is required, for ONNX it is read from the graph when left out.
+        ``parent`` is the identifier of the version this one was fine-tuned from
+        (a module loaded with ``load`` remembers its own). ``datasets`` are
+        dataset version identifiers. The model is created first when it does
+        not exist (``title`` and ``create`` give its metadata).
+        """
+        self._ensure_model(name, title, create or {})
+        metadata: dict[str, Any] = {"card": card, "changelog": changelog,
+                                    "metrics": metrics or [], "datasets": datasets or [],
+                                    "aliases": aliases or [], "signature": signature or {}}
+        with tempfile.TemporaryDirectory(prefix="erumlab-publish-") as scratch:
+            if isinstance(module, (str, Path)):
+                weights = Path(module)
+            else:
+                from erumlab.science import modelio
+                from erumlab.science import nn as architectures
+
+                metadata["architecture"], metadata["config"] = \
+                    architectures.architecture_of(module)
+                weights = modelio.save_weights(module, Path(scratch) / "weights.safetensors")
+                parent = parent or getattr(module, "erumlab_version", None)
+            if parent:
+                metadata["parent"] = parent
+            metadata["sha256"] = _sha256(weights)
+            files = {"weights": weights}
+            if example_input is not None:
+                from safetensors.numpy import save_file
+
+                example = Path(scratch) / "example_input.safetensors"
+                save_file({k: _numpy(v) for k, v in example_input.items()}, str(example))
+                files["example_input"] = example
+                metadata["example_sha256"] = _sha256(example)
+            handles = {role: path.open("rb") for role, path in files.items()}
+            try:
+                result = self.client.request(
+                    "POST", f"models/{name}/versions/", data={"metadata": json.dumps(metadata)},
+                    files={role: (files[role].name, handle) for role, handle in handles.items()},
+                    timeout=max(self.client.timeout, 300))
+            finally:
+                for handle in handles.values():
+                    handle.close()
+        if "state" in result:  # a .pt/.pth file: converted by a worker first
+            return self._wait_for_conversion(name, result, wait)
+        return result
+
+    def _ensure_model(self, name: str, title: str | None, create: dict[str, Any]) -> None:
+        from erumlab.client.api import ApiError
+
+        try:
+            self.get(name)
+        except ApiError as error:
+            if error.status != 404:
+                raise
+            self.client.request("POST", "models/",
+                                json={"name": name, "title": title or name, **create})
+
+    def _wait_for_conversion(self, name: str, conversion: dict[str, Any],
+                             wait: float) -> dict[str, Any]:
+        deadline = time.monotonic() + wait
+        while conversion["state"] == "pending":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"conversion {conversion['id']} still pending after {wait} s")
+            time.sleep(1.0)
+            conversion = self.client.request("GET", f"conversions/{conversion['id']}/")
+        if conversion["state"] == "failed":
+            raise PublishFailed(conversion["error"])
+        return self.version(name, conversion["version"])
+
+    def set_alias(self, name: str, alias: str, version: int) -> dict[str, Any]:
+        return self.client.request("POST", f"models/{name}/aliases/",
+                                   json={"name": alias, "version": version})
+
+
+def _numpy(value: Any) -> Any:
+    import numpy as np
+
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.ascontiguousarray(value)
+
+
+_default: Models | None = None
+
+
+def _models() -> Models:
+    global _default
+    if _default is None:
+        from erumlab.client.api import Client
+
+        _default = Models(Client())
+    return _default
+
+
+def load(name: str, version: int | None = None, alias: str | None = None, **options: Any
+         ) -> Any:
+    """Load with the default client (ERUMLAB_URL and ERUMLAB_API_TOKEN)."""
+    return _models().load(name, version, alias, **options)
+
+
+def publish(module: Any, **options: Any) -> dict[str, Any]:
+    return _models().publish(module, **options)
+
+
+def version(name: str, version: int | None = None, alias: str | None = None) -> dict[str, Any]:
+    return _models().version(name, version, alias)
+
+
+def list(q: str = "", **facets: str) -> list[dict[str, Any]]:  # noqa: A001
+    return _models().list(q, **facets)
