@@ -2,6 +2,7 @@
 
     from erumlab.client import models
     tagger = models.load("jet-tagger", alias="production")     # a ready torch.nn.Module
+    tagger = models.load("jet-tagger@3")                       # name@number or name@alias
     models.publish(tagger, name="jet-tagger", card=card, metrics={"auc": 0.94},
                    datasets=["erumlab:jet-images.v2"], signature=signature)
 
@@ -40,6 +41,19 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def parse_reference(name: str, version: int | None = None,
+                    alias: str | None = None) -> tuple[str, int | None, str | None]:
+    """``name``, ``name@3`` or ``name@production`` (with no separate version or alias)."""
+    if "@" not in name:
+        return name, version, alias
+    name, ref = name.split("@", 1)
+    if version is not None or alias is not None:
+        raise ValueError(f"{name}@{ref}: give the version either after @ or as an argument")
+    if not name or not ref:
+        raise ValueError("a model reference is name, name@number or name@alias")
+    return (name, int(ref), None) if ref.isdigit() else (name, None, ref)
+
+
 class Models:
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -53,12 +67,14 @@ class Models:
     def version(self, name: str, version: int | None = None,
                 alias: str | None = None) -> dict[str, Any]:
         """A version's record: by number, by alias, or the newest."""
+        name, version, alias = parse_reference(name, version, alias)
         ref = str(version) if version is not None else (alias or "latest")
         return self.client.request("GET", f"models/{name}/versions/{ref}/")
 
     def files(self, name: str, version: int | None = None,
               alias: str | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
         """The version record and local, SHA-256-checked paths of its files by role."""
+        name, version, alias = parse_reference(name, version, alias)
         info = self.version(name, version, alias)
         folder = cache_dir() / "models" / name / f"v{info['number']}"
         paths = {record["role"]: self._cached(name, info["number"], record, folder)
@@ -112,11 +128,15 @@ class Models:
                 datasets: list[str] | None = None, parent: str | None = None,
                 aliases: list[str] | None = None, changelog: str = "",
                 example_input: dict[str, Any] | None = None, title: str | None = None,
-                create: dict[str, Any] | None = None, wait: float = 600.0) -> dict[str, Any]:
+                create: dict[str, Any] | None = None, architecture: str = "",
+                config: dict[str, Any] | None = None, wait: float = 600.0) -> dict[str, Any]:
         """Publish a new version of ``name`` and return its record.
 
         ``module`` is a module built from a registered architecture (stored as
-        safetensors) or the path of an ONNX file. ``signature`` declares inputs
+        safetensors) or the path of a file: ONNX, safetensors, or a PyTorch
+        state dict (``.pt``/``.pth``, converted to safetensors by a worker
+        without unpickling code; waits up to ``wait`` seconds). Files other than
+        ONNX need ``architecture`` and ``config``. ``signature`` declares inputs
         and outputs (shapes with ``None`` for the batch axis); for a module it
         is required, for ONNX it is read from the graph when left out.
         ``parent`` is the identifier of the version this one was fine-tuned from
@@ -131,6 +151,8 @@ class Models:
         with tempfile.TemporaryDirectory(prefix="erumlab-publish-") as scratch:
             if isinstance(module, (str, Path)):
                 weights = Path(module)
+                if architecture:
+                    metadata["architecture"], metadata["config"] = architecture, config or {}
             else:
                 from erumlab.science import modelio
                 from erumlab.science import nn as architectures

@@ -16,6 +16,7 @@ configurations alone (Carrasquilla and Melko, Nature Physics 13, 431 (2017)).
                                        thermalisation=200, seed=1)
     result = ising.train_phase_classifier(seed=1)
     result.metrics      # accuracy, ROC AUC, the critical temperature it infers
+    ising.train(result.model, epochs=2, seed=2)   # fine-tune an existing model
 """
 
 from __future__ import annotations
@@ -284,62 +285,13 @@ def predict(model: tnn.Module, spins: np.ndarray, batch_size: int = 1024) -> np.
 # Training ----------------------------------------------------------------------------------
 
 
-@dataclass
-class PhaseClassifierResult:
-    model: tnn.Module
-    metrics: list[dict[str, Any]]
-    training: dict[str, Any]
-    # The per-temperature evaluation behind the critical-temperature metric.
-    temperatures: list[float] = field(default_factory=list)
-    mean_ordered: list[float] = field(default_factory=list)
-
-
-def train_phase_classifier(*, size: int = 16, channels: list[int] | None = None,
-                           hidden: int = 32, t_min: float = 1.0, t_max: float = 3.5,
-                           train_temperatures: int = 26, train_per_temperature: int = 120,
-                           test_temperatures: int = 51, test_per_temperature: int = 60,
-                           exclude: float = 0.15, sweeps: int = 5, thermalisation: int = 200,
-                           chains: int | None = None, epochs: int = 12, batch_size: int = 64,
-                           learning_rate: float = 3e-3, seed: int = 0) -> PhaseClassifierResult:
-    """Train ``ising-cnn`` on Metropolis samples labelled T < Tc, evaluate on fresh ones.
-
-    Training temperatures are evenly spaced over [t_min, t_max] but skip
-    |T - Tc| < ``exclude``: on a finite lattice the transition is smeared over
-    a window around Tc (and its pseudo-critical point is shifted), so labels
-    there would be partly wrong, and leaving the window out makes the
-    network's 0.5 crossing an inference rather than a restatement of where the
-    labels change. ``chains`` is the sampler's for the training sample. The
-    test sample is independent (its own seed, one chain per configuration, so
-    that slow chains near Tc do not bias the mean output at a temperature) and
-    covers the whole range, window included, on a finer grid; accuracy is
-    measured on all of it.
-
-    Deterministic for a given ``seed`` (and thread count) on the CPU.
-    """
-    started = time.perf_counter()
-    sampler_seed, test_seed, torch_seed = (int(s) for s in
-                                           np.random.SeedSequence(seed).generate_state(3))
-    grid = np.linspace(t_min, t_max, train_temperatures)
-    train_grid = grid[np.abs(grid - T_CRITICAL) >= exclude]
-    test_grid = np.linspace(t_min, t_max, test_temperatures)
-    train_chains = default_chains(train_per_temperature) if chains is None else chains
-    x_train, t_train = sample(size, train_grid, train_per_temperature, sweeps=sweeps,
-                              thermalisation=thermalisation, chains=train_chains,
-                              seed=sampler_seed)
-    x_test, t_test = sample(size, test_grid, test_per_temperature, sweeps=sweeps,
-                            thermalisation=thermalisation, chains=test_per_temperature,
-                            seed=test_seed)
-    y_train = (t_train < T_CRITICAL).astype(np.float32)
-    y_test = t_test < T_CRITICAL
-    sampled = time.perf_counter()
-
-    generator = torch.Generator().manual_seed(torch_seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(torch_seed)
-        model = nn.build("ising-cnn", {"size": size, "channels": channels, "hidden": hidden})
+def fit(model: tnn.Module, spins: np.ndarray, ordered: np.ndarray, *, epochs: int,
+        batch_size: int, learning_rate: float, generator: torch.Generator) -> list[float]:
+    """Adam on the binary cross-entropy of "ordered"; the mean loss of each epoch."""
     optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
     loss_function = tnn.BCEWithLogitsLoss()
-    inputs, targets = torch.from_numpy(x_train), torch.from_numpy(y_train)[:, None]
+    inputs = torch.from_numpy(np.ascontiguousarray(spins, dtype=np.float32))
+    targets = torch.from_numpy(np.asarray(ordered, dtype=np.float32))[:, None]
     losses: list[float] = []
     for _ in range(epochs):
         model.train()
@@ -353,20 +305,33 @@ def train_phase_classifier(*, size: int = 16, channels: list[int] | None = None,
             optimiser.step()
             total += loss.item() * batch.numel()
         losses.append(total / order.numel())
-    trained = time.perf_counter()
+    model.eval()
+    return losses
 
-    scores = predict(model, x_test)
-    accuracy = float(np.mean((scores >= 0.5) == y_test))
-    fpr, tpr = roc_curve(y_test, scores)
-    auc = roc_auc(y_test, scores)
+
+def evaluate(model: tnn.Module, spins: np.ndarray, temperatures: np.ndarray,
+             grid: np.ndarray) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Accuracy, ROC AUC (with its curve) and the inferred critical temperature.
+
+    ``spins`` hold the same number of configurations at every temperature of
+    ``grid``, in its order (as ``sample`` returns them). Returns the metrics in
+    the zoo's form (no critical temperature when the mean output never falls
+    through 0.5) and the mean P(ordered) at each temperature.
+    """
+    labels = np.asarray(temperatures) < T_CRITICAL
+    scores = predict(model, spins)
+    accuracy = float(np.mean((scores >= 0.5) == labels))
+    fpr, tpr = roc_curve(labels, scores)
+    auc = roc_auc(labels, scores)
     roc_x, roc_y = downsample_curve(fpr, tpr)
-    mean_ordered = scores.reshape(test_grid.size, -1).mean(axis=1)
-    t_estimate = crossing(test_grid, mean_ordered)
-    n_test = int(x_test.shape[0])
+    mean_ordered = scores.reshape(grid.size, -1).mean(axis=1)
+    t_estimate = crossing(grid, mean_ordered)
+    n_test, size = int(spins.shape[0]), int(spins.shape[-1])
+    t_min, t_max = float(grid.min()), float(grid.max())
     metrics = [
         {"name": "accuracy", "value": accuracy, "unit": "",
          "description": f"Fraction of {n_test} independent test configurations ({size}x{size}, "
-                        f"T = {t_min}-{t_max} including the window around Tc) whose phase "
+                        f"T = {t_min:g}-{t_max:g} including the window around Tc) whose phase "
                         f"(T < Tc) is predicted correctly at P(ordered) ≥ 0.5.",
          "curve": None},
         {"name": "roc_auc", "value": auc, "unit": "",
@@ -376,14 +341,96 @@ def train_phase_classifier(*, size: int = 16, channels: list[int] | None = None,
                    "y_label": "true positive rate"}},
         {"name": "critical_temperature", "value": t_estimate, "unit": "J/k_B",
          "description": f"Temperature where the mean P(ordered) over the test configurations "
-                        f"crosses 0.5 (linear interpolation over {test_grid.size} "
+                        f"crosses 0.5 (linear interpolation over {grid.size} "
                         f"temperatures); Onsager's exact value for the infinite lattice is "
                         f"{T_CRITICAL:.4f}.",
-         "curve": {"kind": "line", "x": [float(t) for t in test_grid],
+         "curve": {"kind": "line", "x": [float(t) for t in grid],
                    "y": [float(p) for p in mean_ordered], "x_label": "temperature T [J/k_B]",
                    "y_label": "mean P(ordered)"}},
     ]
+    if not math.isfinite(t_estimate):  # the mean output never fell through 0.5
+        metrics.pop()
+    return metrics, mean_ordered
+
+
+@dataclass
+class PhaseClassifierResult:
+    model: tnn.Module
+    metrics: list[dict[str, Any]]
+    training: dict[str, Any]
+    # The per-temperature evaluation behind the critical-temperature metric.
+    temperatures: list[float] = field(default_factory=list)
+    mean_ordered: list[float] = field(default_factory=list)
+
+
+def train_phase_classifier(*, size: int = 16, channels: list[int] | None = None,
+                           hidden: int = 32, seed: int = 0,
+                           **options: Any) -> PhaseClassifierResult:
+    """Train a new ``ising-cnn`` (``size``, ``channels``, ``hidden``) with ``train``.
+
+    Deterministic for a given ``seed`` (and thread count) on the CPU.
+    """
+    torch_seed = _seeds(seed)[2]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(torch_seed)
+        model = nn.build("ising-cnn", {"size": size, "channels": list(channels or [8, 16]),
+                                       "hidden": hidden})
+    return train(model, seed=seed, **options)
+
+
+def _seeds(seed: int) -> tuple[int, int, int]:
+    """Independent seeds for the training sample, the test sample and torch."""
+    first, second, third = (int(s) for s in np.random.SeedSequence(seed).generate_state(3))
+    return first, second, third
+
+
+def train(model: tnn.Module, *, t_min: float = 1.0, t_max: float = 3.5,
+          train_temperatures: int = 26, train_per_temperature: int = 120,
+          test_temperatures: int = 51, test_per_temperature: int = 60, exclude: float = 0.15,
+          sweeps: int = 5, thermalisation: int = 200, chains: int | None = None,
+          epochs: int = 12, batch_size: int = 64, learning_rate: float = 3e-3,
+          seed: int = 0) -> PhaseClassifierResult:
+    """Train ``model`` (new, or loaded to fine-tune) on Metropolis samples labelled T < Tc.
+
+    The lattice size is the model's. Training temperatures are evenly spaced
+    over [t_min, t_max] but skip |T - Tc| < ``exclude``: on a finite lattice
+    the transition is smeared over a window around Tc (and its pseudo-critical
+    point is shifted), so labels there would be partly wrong, and leaving the
+    window out makes the network's 0.5 crossing an inference rather than a
+    restatement of where the labels change. ``chains`` is the sampler's for
+    the training sample. The test sample is independent (its own seed, one
+    chain per configuration, so that slow chains near Tc do not bias the mean
+    output at a temperature) and covers the whole range, window included, on a
+    finer grid; accuracy is measured on all of it.
+
+    Deterministic for a given ``seed`` (and thread count) on the CPU.
+    """
+    started = time.perf_counter()
+    size = int(model.size)
+    sampler_seed, test_seed, torch_seed = _seeds(seed)
+    grid = np.linspace(t_min, t_max, train_temperatures)
+    train_grid = grid[np.abs(grid - T_CRITICAL) >= exclude]
+    if not (np.any(train_grid < T_CRITICAL) and np.any(train_grid > T_CRITICAL)):
+        raise ValueError(f"training temperatures {t_min}-{t_max} (without |T - Tc| < "
+                         f"{exclude}) must include both phases, Tc = {T_CRITICAL:.4f}")
+    test_grid = np.linspace(t_min, t_max, test_temperatures)
+    train_chains = default_chains(train_per_temperature) if chains is None else chains
+    x_train, t_train = sample(size, train_grid, train_per_temperature, sweeps=sweeps,
+                              thermalisation=thermalisation, chains=train_chains,
+                              seed=sampler_seed)
+    x_test, t_test = sample(size, test_grid, test_per_temperature, sweeps=sweeps,
+                            thermalisation=thermalisation, chains=test_per_temperature,
+                            seed=test_seed)
+    sampled = time.perf_counter()
+
+    generator = torch.Generator().manual_seed(torch_seed)
+    losses = fit(model, x_train, t_train < T_CRITICAL, epochs=epochs, batch_size=batch_size,
+                 learning_rate=learning_rate, generator=generator)
+    trained = time.perf_counter()
+
+    metrics, mean_ordered = evaluate(model, x_test, t_test, test_grid)
     architecture, config = nn.architecture_of(model)
+    n_test = int(x_test.shape[0])
     training = {
         "seed": seed, "architecture": architecture, "config": config,
         "sampler": {"algorithm": "Metropolis, checkerboard updates", "lattice": "square",
@@ -403,7 +450,6 @@ def train_phase_classifier(*, size: int = 16, channels: list[int] | None = None,
         "seconds": {"sampling": sampled - started, "training": trained - sampled,
                     "evaluation": time.perf_counter() - trained},
     }
-    model.eval()
     return PhaseClassifierResult(model=model, metrics=metrics, training=training,
                                  temperatures=[float(t) for t in test_grid],
                                  mean_ordered=[float(p) for p in mean_ordered])

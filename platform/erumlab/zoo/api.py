@@ -25,7 +25,7 @@ from erumlab.zoo import selectors, services
 from erumlab.zoo.models import Conversion, Metric, Model, ModelFile, ModelVersion, TryRun
 
 
-class FileSerializer(serializers.ModelSerializer):
+class ModelFileSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelFile
         fields = ("id", "role", "name", "size", "sha256", "media_type")
@@ -40,9 +40,9 @@ class MetricSerializer(serializers.ModelSerializer):
         fields = ("name", "value", "unit", "description", "dataset", "curve")
 
 
-class VersionSerializer(serializers.ModelSerializer):
+class ModelVersionSerializer(serializers.ModelSerializer):
     model = serializers.CharField(source="model.name", read_only=True)
-    files = FileSerializer(many=True, read_only=True)
+    files = ModelFileSerializer(many=True, read_only=True)
     metrics = MetricSerializer(many=True, read_only=True)
     parent = serializers.SlugRelatedField(slug_field="identifier", read_only=True)
     training_datasets = serializers.SlugRelatedField(slug_field="identifier", many=True,
@@ -68,17 +68,23 @@ class ModelSerializer(serializers.ModelSerializer):
     keywords = serializers.ListField(child=serializers.CharField(max_length=50),
                                      required=False, max_length=30)
     latest_version = serializers.SerializerMethodField()
+    can_edit = serializers.SerializerMethodField(
+        help_text="Whether you may publish versions and move aliases.")
 
     class Meta:
         model = Model
         fields = ("name", "title", "summary", "owner", "collaboration", "collaboration_slug",
                   "visibility", "task", "domain", "licence", "keywords", "created_at",
-                  "updated_at", "latest_version")
+                  "updated_at", "latest_version", "can_edit")
         read_only_fields = ("owner", "created_at", "updated_at")
         extra_kwargs = {"name": {"required": False, "validators": []}}
 
     def get_latest_version(self, model: Model) -> int | None:
         return getattr(model, "latest_number", None)
+
+    def get_can_edit(self, model: Model) -> bool:
+        request = self.context.get("request")
+        return bool(request and services.can_edit(request.user, model))
 
 
 class ConversionSerializer(serializers.ModelSerializer):
@@ -201,13 +207,13 @@ class ModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Crea
             raise NotFound(f"{model.name} has no version or alias {ref!r}.")
         return version
 
-    @extend_schema(methods=["GET"], responses=VersionSerializer(many=True))
+    @extend_schema(methods=["GET"], responses=ModelVersionSerializer(many=True))
     @extend_schema(methods=["POST"], description=PUBLISH_HELP,
                    request={"multipart/form-data": inline_serializer("Publish", {
                        "weights": serializers.FileField(),
                        "example_input": serializers.FileField(required=False),
                        "metadata": serializers.CharField()})},
-                   responses={201: VersionSerializer, 202: ConversionSerializer})
+                   responses={201: ModelVersionSerializer, 202: ConversionSerializer})
     @action(detail=True, methods=["get", "post"],
             parser_classes=[MultiPartParser, JSONParser])
     def versions(self, request: Request, name: str | None = None) -> Response:
@@ -215,7 +221,7 @@ class ModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Crea
         if request.method == "GET":
             versions = model.versions.prefetch_related("files", "metrics", "aliases",
                                                        "training_datasets")
-            return Response(VersionSerializer(versions, many=True).data)
+            return Response(ModelVersionSerializer(versions, many=True).data)
         upload = request.FILES.get("weights")
         if upload is None:
             raise ValidationError({"weights": "Attach the model file as 'weights'."})
@@ -241,13 +247,13 @@ class ModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Crea
             raise as_api_error(error) from error
         if isinstance(result, Conversion):
             return Response(ConversionSerializer(result).data, status=status.HTTP_202_ACCEPTED)
-        return Response(VersionSerializer(result).data, status=status.HTTP_201_CREATED)
+        return Response(ModelVersionSerializer(result).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses=VersionSerializer)
+    @extend_schema(responses=ModelVersionSerializer)
     @action(detail=True, methods=["get"], url_path=r"versions/(?P<ref>[a-z0-9-]+)")
     def version(self, request: Request, name: str | None = None,
                 ref: str | None = None) -> Response:
-        return Response(VersionSerializer(self._version(ref)).data)
+        return Response(ModelVersionSerializer(self._version(ref)).data)
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
     @action(detail=True, methods=["get"],
@@ -260,7 +266,7 @@ class ModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Crea
 
     @extend_schema(request=inline_serializer("AliasSet", {
         "name": serializers.CharField(), "version": serializers.IntegerField()}),
-        responses=VersionSerializer)
+        responses=ModelVersionSerializer)
     @action(detail=True, methods=["post"], url_path="aliases")
     def set_alias(self, request: Request, name: str | None = None) -> Response:
         model = self.get_object()
@@ -274,7 +280,7 @@ class ModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Crea
             raise PermissionDenied(str(error)) from error
         except DjangoValidationError as error:
             raise as_api_error(error) from error
-        return Response(VersionSerializer(alias.version).data)
+        return Response(ModelVersionSerializer(alias.version).data)
 
     @extend_schema(request=None, responses={204: None})
     @action(detail=True, methods=["delete"], url_path=r"aliases/(?P<alias>[a-z0-9-]+)")
