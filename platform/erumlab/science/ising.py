@@ -191,7 +191,9 @@ class IsingCNN(tnn.Module):
     Convolutions wrap around (circular padding) like the periodic lattice, so
     no site is an edge; each convolution but the last is followed by 2x2
     average pooling, and the feature maps are averaged over the lattice, so
-    the output does not change when the configuration is translated. The
+    the output does not change when the configuration is translated by a
+    multiple of the pooling stride 2^(len(channels) - 1) (other shifts change
+    it slightly: pooling sees a different grid). The
     features of s and -s are added before the head: the Hamiltonian is
     symmetric under flipping every spin, and so is the network's answer.
     """
@@ -202,7 +204,9 @@ class IsingCNN(tnn.Module):
         channels = [8, 16] if channels is None else list(channels)
         if not channels or any(c < 1 for c in channels) or hidden < 1:
             raise ValueError("channels and hidden must be positive widths (at least one layer)")
-        if size < 2 or size % 2 ** (len(channels) - 1):
+        if size < 2:
+            raise ValueError(f"size {size}: the lattice needs at least 2 x 2 sites")
+        if size % 2 ** (len(channels) - 1):
             raise ValueError(f"size {size} is not divisible by 2^{len(channels) - 1}, "
                              f"the pooling between {len(channels)} convolutions")
         self.size = size
