@@ -21,8 +21,6 @@ SEED_DIR = Path(__file__).resolve().parent
 NAME = "ising-phase-classifier"
 
 CARD = """\
-# Ising phase classifier
-
 A small convolutional network that tells the **ordered** (ferromagnetic,
 T < T<sub>c</sub>) from the **disordered** (paramagnetic) phase of the
 two-dimensional Ising model from a single spin configuration, after
