@@ -92,7 +92,7 @@ def measure(params_m: float, repeats: int) -> None:
         info, paths = client.models.files("bench-mlp")
         path = paths["weights"]
         assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(),
-                                                      module.state_dict().values()))
+                                                      module.state_dict().values(), strict=True))
         del first
 
         def through_client() -> None:
