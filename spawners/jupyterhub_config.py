@@ -6,6 +6,7 @@ production. Secrets may be given as NAME_FILE.
 """
 
 import os
+import sys
 from pathlib import Path
 
 from erumlab_spawners.settings import env_int, env_list, env_url, env_value
@@ -67,11 +68,37 @@ c.JupyterHub.load_roles = [
     }
 ]
 
+# The idle culler stops servers nobody used for a while (a kernel busy with work
+# counts as use: the server reports it as activity).
+cull_timeout = env_int("ERUMLAB_HUB_CULL_IDLE_SECONDS", 3600)
+if cull_timeout > 0:
+    c.JupyterHub.services.append({
+        "name": "idle-culler",
+        "command": [sys.executable, "-m", "jupyterhub_idle_culler",
+                    f"--timeout={cull_timeout}",
+                    f"--cull-every={env_int('ERUMLAB_HUB_CULL_EVERY_SECONDS', 300)}"],
+    })
+    c.JupyterHub.load_roles.append({
+        "name": "idle-culler", "services": ["idle-culler"],
+        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+    })
+
 # Spawner: local processes on one machine, Docker containers in production.
 spawner = env_value("ERUMLAB_HUB_SPAWNER", "local")
 c.Spawner.default_url = "/lab"
 c.Spawner.http_timeout = env_int("ERUMLAB_HUB_HTTP_TIMEOUT", 60)
 c.Spawner.start_timeout = env_int("ERUMLAB_HUB_START_TIMEOUT", 120)
+# A start answers the portal after this many seconds at the latest and goes on
+# in the background (the portal then follows its progress events); refusals and
+# "all GPUs busy" come back sooner, with their reason.
+c.JupyterHub.slow_spawn_timeout = env_int("ERUMLAB_HUB_SLOW_SPAWN_TIMEOUT", 3)
+# Both spawners ask the portal before a start (profiles, quotas, the server's
+# API token) and allocate GPUs from one allocator kept in the hub's folder.
+for spawner_class in ("ErumlabLocalSpawner", "ErumlabDockerSpawner"):
+    c[spawner_class].portal_api_url = f"{portal_internal}/api/v1"
+    c[spawner_class].portal_token = env_value("ERUMLAB_HUB_API_TOKEN")
+    c[spawner_class].gpu_devices = env_value("ERUMLAB_GPUS", "")
+    c[spawner_class].gpu_state_file = str(data_dir / "gpu-allocations.sqlite")
 if spawner == "local":
     c.JupyterHub.spawner_class = "erumlab-local"
     homes = env_value("ERUMLAB_HUB_HOMES", str(data_dir / "homes"))

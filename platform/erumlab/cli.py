@@ -120,6 +120,7 @@ def hub_environment() -> dict[str, str]:
             "ERUMLAB_HUB_CLIENT_ID": settings.ERUMLAB_HUB_CLIENT_ID,
             "ERUMLAB_HUB_CLIENT_SECRET": settings.ERUMLAB_HUB_CLIENT_SECRET,
             "ERUMLAB_HUB_API_TOKEN": settings.ERUMLAB_HUB_API_TOKEN,
+            "ERUMLAB_GPUS": settings.ERUMLAB_GPUS,
             "ERUMLAB_HUB_DATA_DIR": os.environ.get("ERUMLAB_HUB_DATA_DIR", str(data.hub)),
             "ERUMLAB_HUB_HOMES": os.environ.get("ERUMLAB_HUB_HOMES", str(data.homes)),
             # The single-user servers and the proxy come from this environment.

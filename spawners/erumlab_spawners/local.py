@@ -1,7 +1,12 @@
 """A local-process spawner for single machines: one server per portal user.
 
 Portal users are not system accounts, so servers run as the hub's own user
-(like SimpleLocalProcessSpawner), each with a home folder under the data dir.
+(like SimpleLocalProcessSpawner), each with a home folder under the data dir:
+users share one operating-system account, which suits a single-user
+workstation or a trusted group (docs/deployment.md says so plainly).
+GPUs come from the shared allocator and reach the server as
+CUDA_VISIBLE_DEVICES; CPU and memory limits are passed as CPU_LIMIT and
+MEM_LIMIT (shown by JupyterLab, not enforced by the kernel here).
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ import os
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import Bool, Unicode, default
 
+from erumlab_spawners.portal import PortalSessionMixin
 
-class ErumlabLocalSpawner(SimpleLocalProcessSpawner):
+
+class ErumlabLocalSpawner(PortalSessionMixin, SimpleLocalProcessSpawner):
     home_dir_template = Unicode(
         "/tmp/erumlab-homes/{username}",  # noqa: S108 (overridden by the config)
         config=True,
@@ -28,6 +35,10 @@ class ErumlabLocalSpawner(SimpleLocalProcessSpawner):
         the hub itself runs as root (containers, CI machines).
         """,
     )
+
+    @default("options_form")
+    def _default_options_form(self):  # noqa: ANN202
+        return PortalSessionMixin.erumlab_options_form
 
     @default("allow_root")
     def _default_allow_root(self) -> bool:

@@ -6,44 +6,23 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from playwright.sync_api import Page, expect
 
 from erumlab.accounts.models import User
-from erumlab.cli import hub_argv, hub_environment
 from erumlab.jobs.services import template_import_from_server
 from erumlab.sessions.hub import HubClient
-from erumlab.sessions.services import hub_client_ensure
-from erumlab.testing.processes import free_port, running, wait_for_http
 from tests.jobs.conftest import notebook
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True),
+              pytest.mark.usefixtures("session_profiles")]
 
 
 @pytest.fixture
-def hub(live_server, settings, tmp_path):
+def hub(test_hub):
     """A real JupyterHub signing users in through the live portal."""
-    hub_url = f"http://127.0.0.1:{free_port()}"
-    settings.ERUMLAB_PORTAL_URL = live_server.url
-    settings.ERUMLAB_HUB_URL = hub_url
-    settings.ERUMLAB_HUB_API_URL = f"{hub_url}/hub/api"
-    settings.ERUMLAB_HUB_PROXY_URL = hub_url
-    settings.OAUTH2_PROVIDER = {**django_settings.OAUTH2_PROVIDER,
-                                "OIDC_ISS_ENDPOINT": live_server.url}
-    hub_client_ensure()
-    env = hub_environment()
-    env.update(
-        ERUMLAB_HUB_DATA_DIR=str(tmp_path / "hub"),
-        ERUMLAB_HUB_HOMES=str(tmp_path / "homes"),
-        ERUMLAB_HUB_INTERNAL_PORT=str(free_port()),
-        ERUMLAB_HUB_PROXY_API_PORT=str(free_port()),
-    )
-    log = tmp_path / "hub.log"
-    with running(hub_argv(), env=env, log=log) as process:
-        wait_for_http(f"{hub_url}/hub/api/", timeout=60, process=process, log=log)
-        yield hub_url, tmp_path / "homes"
-    print(log.read_text()[-5000:])
+    with test_hub.run():
+        yield test_hub.url, test_hub.folder / "homes"
 
 
 def test_sign_up_log_in_and_open_jupyterlab_without_a_second_login(live_server, hub, page: Page):

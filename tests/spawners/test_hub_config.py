@@ -20,7 +20,8 @@ BASE_ENV = {
 
 
 def load(monkeypatch, tmp_path, **env) -> Config:
-    for name in [n for n in os.environ if n.startswith(("ERUMLAB_HUB", "ERUMLAB_PORTAL"))]:
+    for name in [n for n in os.environ
+                 if n.startswith(("ERUMLAB_HUB", "ERUMLAB_PORTAL", "ERUMLAB_GPUS"))]:
         monkeypatch.delenv(name)
     for name, value in {**BASE_ENV, "ERUMLAB_HUB_DATA_DIR": str(tmp_path), **env}.items():
         monkeypatch.setenv(name, value)
@@ -39,7 +40,28 @@ def test_users_sign_in_through_the_portal(monkeypatch, tmp_path):
     assert oauth.username_claim == "preferred_username"
     assert oauth.manage_groups and oauth.auth_state_groups_key == "oauth_user.groups"
     assert oauth.admin_groups == {"erumlab-admins"}
-    assert c.JupyterHub.services == [{"name": "erumlab-portal", "api_token": "service-token"}]
+    assert c.JupyterHub.services[0] == {"name": "erumlab-portal", "api_token": "service-token"}
+
+
+def test_spawners_ask_the_portal_and_share_one_gpu_allocation_file(monkeypatch, tmp_path):
+    c = load(monkeypatch, tmp_path, ERUMLAB_GPUS="0,1")
+    for name in ("ErumlabLocalSpawner", "ErumlabDockerSpawner"):
+        assert c[name].portal_api_url == "http://web:8000/api/v1"
+        assert c[name].portal_token == "service-token"
+        assert c[name].gpu_devices == "0,1"
+        assert c[name].gpu_state_file == str(tmp_path / "gpu-allocations.sqlite")
+
+
+def test_the_idle_culler_runs_as_a_service_with_the_configured_timeout(monkeypatch, tmp_path):
+    c = load(monkeypatch, tmp_path, ERUMLAB_HUB_CULL_IDLE_SECONDS="600",
+             ERUMLAB_HUB_CULL_EVERY_SECONDS="60")
+    [culler] = [s for s in c.JupyterHub.services if s["name"] == "idle-culler"]
+    assert culler["command"][1:] == ["-m", "jupyterhub_idle_culler", "--timeout=600",
+                                     "--cull-every=60"]
+    [role] = [r for r in c.JupyterHub.load_roles if r["name"] == "idle-culler"]
+    assert "delete:servers" in role["scopes"]
+    off = load(monkeypatch, tmp_path, ERUMLAB_HUB_CULL_IDLE_SECONDS="0")
+    assert [s["name"] for s in off.JupyterHub.services] == ["erumlab-portal"]
 
 
 def test_allowed_groups_restrict_the_hub_when_given(monkeypatch, tmp_path):

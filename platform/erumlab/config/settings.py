@@ -34,6 +34,13 @@ ERUMLAB_HUB_API_URL = env.url("ERUMLAB_HUB_API_URL", f"{ERUMLAB_HUB_URL}/hub/api
 ERUMLAB_HUB_PROXY_URL = env.url("ERUMLAB_HUB_PROXY_URL", ERUMLAB_HUB_URL)
 ERUMLAB_HUB_API_TOKEN = env.raw("ERUMLAB_HUB_API_TOKEN") or persisted_secret(DATA.hub_api_token)
 ERUMLAB_HUB_CLIENT_ID = env.str("ERUMLAB_HUB_CLIENT_ID", "jupyterhub")
+# The site's GPUs, as the hub allocates them: "" discovers them with nvidia-smi,
+# "none" means none, "0,1,2,3" (indices or UUIDs) names them.
+ERUMLAB_GPUS = env.str("ERUMLAB_GPUS", "")
+# Notebook servers a user may run at once, and GPUs they may hold, unless a
+# quota for them or one of their collaborations says otherwise.
+ERUMLAB_SESSION_MAX_SERVERS = env.int("ERUMLAB_SESSION_MAX_SERVERS", 1, minimum=1)
+ERUMLAB_SESSION_MAX_GPUS = env.int("ERUMLAB_SESSION_MAX_GPUS", 1, minimum=0)
 ERUMLAB_HUB_CLIENT_SECRET = env.raw("ERUMLAB_HUB_CLIENT_SECRET") or persisted_secret(
     DATA.hub_client_secret
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,12 +18,17 @@ class HubUnavailable(Exception):
     """The hub did not answer, or answered with an error the portal cannot act on."""
 
 
+class SpawnFailed(Exception):
+    """The hub tried to start the server and could not; the message says why."""
+
+
 @dataclass(frozen=True)
 class ServerStatus:
     state: str  # "absent", "stopped", "starting", "running", "stopping"
     url: str = ""
     started: datetime | None = None
     last_activity: datetime | None = None
+    profile: str = ""
 
     @property
     def running(self) -> bool:
@@ -40,13 +46,15 @@ class HubClient:
     def from_settings(cls) -> HubClient:
         return cls(api_url=settings.ERUMLAB_HUB_API_URL, token=settings.ERUMLAB_HUB_API_TOKEN)
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def _request(self, method: str, path: str, *, allow: tuple[int, ...] = (),
+                 **kwargs: Any) -> requests.Response:
         try:
-            response = self._session.request(
-                method, f"{self.api_url}{path}", timeout=self.timeout, **kwargs
-            )
+            kwargs.setdefault("timeout", self.timeout)
+            response = self._session.request(method, f"{self.api_url}{path}", **kwargs)
         except requests.RequestException as exc:
             raise HubUnavailable(f"JupyterHub is not reachable at {self.api_url}: {exc}") from exc
+        if response.status_code in allow:
+            return response
         if response.status_code >= 500 or response.status_code in (401, 403):
             raise HubUnavailable(
                 f"JupyterHub answered {response.status_code} to {method} {path}: "
@@ -82,6 +90,7 @@ class HubClient:
             url=server.get("url", ""),
             started=_date(server.get("started")),
             last_activity=_date(server.get("last_activity")),
+            profile=(server.get("user_options") or {}).get("profile", ""),
         )
 
     def read_notebook(self, *, user: str, path: str, server_url: str) -> str:
@@ -110,10 +119,85 @@ class HubClient:
         response.raise_for_status()
         return json.dumps(response.json()["content"])
 
+    def start_server(self, name: str, *, profile: str) -> str:
+        """Ask the hub to start the user's server with a profile: "started" or "pending".
+
+        The hub knows a user only after their first login there; the portal's
+        service may create them (their groups come with their next login).
+        """
+        if self.user(name) is None:
+            created = self._request("POST", f"/users/{quote(name)}", allow=(400, 404))
+            if created.status_code not in (201, 409):
+                raise SpawnFailed(f"the hub did not accept the user {name!r}: "
+                                  f"{_message(created) or created.status_code}")
+        # A start that fails within the hub's first seconds answers with the spawner's
+        # reason (the portal's refusal, all GPUs busy); later failures reach the
+        # progress stream instead.
+        response = self._request("POST", f"/users/{quote(name)}/server",
+                                 json={"profile": profile}, allow=(403, 404, 409, 500, 502, 503),
+                                 timeout=max(self.timeout, 15.0))
+        if response.status_code == 400:  # already running or on its way
+            raise HubUnavailable(_message(response) or "Your server is already starting.")
+        if response.status_code >= 403:
+            raise SpawnFailed(_message(response) or f"the hub answered {response.status_code}")
+        response.raise_for_status()
+        return "started" if response.status_code == 201 else "pending"
+
+    def progress(self, name: str, *, wait: float = 0.8) -> dict[str, Any] | None:
+        """The newest spawn progress event of the user's server, read for at most ``wait`` s.
+
+        The hub replays a pending spawn's events to every new reader and then
+        streams new ones; reading briefly and keeping the last is enough for a
+        page that polls.
+        """
+        last = None
+        deadline = time.monotonic() + wait
+        try:
+            with self._session.get(f"{self.api_url}/users/{quote(name)}/server/progress",
+                                   stream=True, timeout=(self.timeout, wait)) as response:
+                if response.status_code != 200:
+                    return None
+                for line in response.iter_lines(decode_unicode=True):
+                    if line and line.startswith("data:"):
+                        last = json.loads(line[5:])
+                        if last.get("ready") or last.get("failed"):
+                            break
+                    if time.monotonic() > deadline:
+                        break
+        except (requests.RequestException, ValueError):
+            pass  # a read timeout ends the look; what arrived before it counts
+        return last
+
+    def active_servers(self) -> list[dict[str, Any]]:
+        """Every user's running or pending servers (for administrators)."""
+        response = self._request("GET", "/users", params={"state": "active", "limit": 1000})
+        response.raise_for_status()
+        users = response.json()
+        items = users.get("items", users) if isinstance(users, dict) else users
+        servers = []
+        for user in items:
+            for server_name, server in (user.get("servers") or {}).items():
+                servers.append({
+                    "user": user["name"], "server": server_name,
+                    "state": "running" if server.get("ready") else
+                             (server.get("pending") or "starting"),
+                    "profile": (server.get("user_options") or {}).get("profile", ""),
+                    "started": _date(server.get("started")),
+                    "last_activity": _date(server.get("last_activity")),
+                })
+        return servers
+
     def stop_server(self, name: str) -> None:
         response = self._request("DELETE", f"/users/{quote(name)}/server")
         if response.status_code not in (202, 204, 400, 404):
             response.raise_for_status()
+
+
+def _message(response: requests.Response) -> str:
+    try:
+        return str(response.json().get("message", ""))
+    except ValueError:
+        return ""
 
 
 def _date(value: str | None) -> datetime | None:

@@ -7,5 +7,8 @@ app_name = "sessions"
 urlpatterns = [
     path("", views.notebooks, name="notebooks"),
     path("status/", views.status, name="status"),
+    path("start/", views.start, name="start"),
     path("stop/", views.stop, name="stop"),
+    path("all/", views.overview, name="overview"),
+    path("all/stop/", views.stop_any, name="stop_any"),
 ]

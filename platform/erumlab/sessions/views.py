@@ -1,31 +1,46 @@
 from __future__ import annotations
 
+from collections import defaultdict
+
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from erumlab.sessions.hub import HubClient, HubUnavailable
+from erumlab.sessions import services
+from erumlab.sessions.hub import HubClient, HubUnavailable, SpawnFailed
+from erumlab.sessions.models import Grant
 
 
 def _status_context(request: HttpRequest) -> dict:
     try:
-        status = HubClient.from_settings().server_status(request.user.username)
+        hub = HubClient.from_settings()
+        status = hub.server_status(request.user.username)
+        progress = hub.progress(request.user.username) if status.state == "starting" else None
         error = ""
     except HubUnavailable as exc:
-        status, error = None, str(exc)
+        status, progress, error = None, None, str(exc)
+    grant = (Grant.objects.filter(user=request.user, server="", ended_at__isnull=True)
+             .select_related("profile").first())
     return {
         "status": status,
+        "progress": progress,
+        "grant": grant,
         "hub_error": error,
         "open_url": f"{settings.ERUMLAB_HUB_URL}/hub/spawn",
+        "lab_url": f"{settings.ERUMLAB_HUB_URL}/user/{request.user.username}/lab",
     }
 
 
 @login_required
 def notebooks(request: HttpRequest) -> HttpResponse:
-    return render(request, "sessions/notebooks.html", _status_context(request))
+    context = _status_context(request)
+    context.update(profiles=services.profiles_for(request.user),
+                   quota=services.quota_for(request.user))
+    return render(request, "sessions/notebooks.html", context)
 
 
 @login_required
@@ -36,7 +51,24 @@ def status(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
+def start(request: HttpRequest) -> HttpResponse:
+    try:
+        profile = services.session_check(user=request.user,
+                                         profile_slug=request.POST.get("profile", ""))
+        HubClient.from_settings().start_server(request.user.username, profile=profile.slug)
+    except services.SessionRefused as refused:
+        messages.error(request, str(refused))
+    except (HubUnavailable, SpawnFailed) as exc:
+        messages.error(request, f"Could not start your server: {exc}")
+    else:
+        messages.success(request, f"Starting your server ({profile.name}).")
+    return redirect("sessions:notebooks")
+
+
+@login_required
+@require_POST
 def stop(request: HttpRequest) -> HttpResponse:
+    # Always the caller's own server: the username comes from the session, never the form.
     try:
         HubClient.from_settings().stop_server(request.user.username)
     except HubUnavailable as exc:
@@ -44,3 +76,38 @@ def stop(request: HttpRequest) -> HttpResponse:
     else:
         messages.success(request, "Your notebook server is stopping.")
     return redirect("sessions:notebooks")
+
+
+@staff_member_required
+def overview(request: HttpRequest) -> HttpResponse:
+    """Administrators: every server, and who holds which GPU."""
+    try:
+        servers, error = HubClient.from_settings().active_servers(), ""
+    except HubUnavailable as exc:
+        servers, error = [], str(exc)
+    grants = {(g.user.username, g.server): g for g in Grant.objects.filter(
+        ended_at__isnull=True).select_related("user", "profile")}
+    for server in servers:
+        server["grant"] = grants.get((server["user"], server["server"]))
+    holders: dict[str, list[Grant]] = defaultdict(list)
+    for grant in grants.values():
+        for device in grant.gpus:
+            holders[device].append(grant)
+    gpus = [{"id": device, "holders": holders.pop(device, [])}
+            for device in services.site_gpu_ids()]
+    gpus += [{"id": device, "holders": held, "unknown": True} for device, held in holders.items()]
+    return render(request, "sessions/overview.html",
+                  {"servers": servers, "gpus": gpus, "hub_error": error})
+
+
+@staff_member_required
+@require_POST
+def stop_any(request: HttpRequest) -> HttpResponse:
+    username = request.POST.get("user", "")
+    try:
+        HubClient.from_settings().stop_server(username)
+    except HubUnavailable as exc:
+        messages.error(request, f"Could not stop {username}'s server: {exc}")
+    else:
+        messages.success(request, f"{username}'s server is stopping.")
+    return redirect("sessions:overview")

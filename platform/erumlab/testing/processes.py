@@ -37,7 +37,12 @@ def database_url(settings_dict: Mapping) -> str:
 
 
 def wait_for_http(url: str, *, timeout: float, process: subprocess.Popen | None = None,
-                  log: Path | None = None) -> None:
+                  log: Path | None = None, status: int | None = None) -> None:
+    """Until ``url`` answers below 500, or with exactly ``status`` when given.
+
+    ``status`` matters behind a proxy that answers 404 before its backend has
+    registered its routes (JupyterHub's proxy starts before the hub).
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -46,10 +51,10 @@ def wait_for_http(url: str, *, timeout: float, process: subprocess.Popen | None 
                                f"{tail}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
-                if response.status < 500:
+                if response.status == status or (status is None and response.status < 500):
                     return
         except urllib.error.HTTPError as error:
-            if error.code < 500:
+            if error.code == status or (status is None and error.code < 500):
                 return
         except (urllib.error.URLError, OSError):
             pass
