@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from erumlab_spawners.settings import env_int, env_list, env_url, env_value
+from erumlab_spawners.settings import env_bool, env_int, env_list, env_url, env_value
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
 
@@ -68,8 +68,15 @@ c.JupyterHub.load_roles = [
     }
 ]
 
-# The idle culler stops servers nobody used for a while (a kernel busy with work
-# counts as use: the server reports it as activity).
+# The idle culler stops servers nobody used for a while. A kernel busy with work
+# counts as use: the erumlab.serverext extension in each server records it, and
+# servers report their activity to the hub every ERUMLAB_HUB_ACTIVITY_SECONDS.
+activity_seconds = env_int("ERUMLAB_HUB_ACTIVITY_SECONDS", 300)
+c.JupyterHub.last_activity_interval = activity_seconds
+c.Spawner.environment = {
+    "JUPYTERHUB_ACTIVITY_INTERVAL": str(activity_seconds),
+    "ERUMLAB_BUSY_CHECK_SECONDS": str(max(1, min(30, activity_seconds // 2))),
+}
 cull_timeout = env_int("ERUMLAB_HUB_CULL_IDLE_SECONDS", 3600)
 if cull_timeout > 0:
     c.JupyterHub.services.append({
@@ -103,6 +110,13 @@ if spawner == "local":
     c.JupyterHub.spawner_class = "erumlab-local"
     homes = env_value("ERUMLAB_HUB_HOMES", str(data_dir / "homes"))
     c.ErumlabLocalSpawner.home_dir_template = os.path.join(homes, "{username}")
+    # Off: servers share the hub's account (a workstation or a trusted group).
+    # On (hub as root): each user's server runs as their own system account.
+    c.ErumlabLocalSpawner.system_users = env_bool("ERUMLAB_HUB_SYSTEM_USERS", False)
+    c.ErumlabLocalSpawner.system_user_template = env_value("ERUMLAB_HUB_SYSTEM_USER_TEMPLATE",
+                                                           "{username}")
+    c.ErumlabLocalSpawner.create_system_users = env_bool("ERUMLAB_HUB_CREATE_SYSTEM_USERS",
+                                                         False)
 elif spawner == "docker":
     c.JupyterHub.spawner_class = "erumlab-docker"
     c.DockerSpawner.image = env_value("ERUMLAB_HUB_SINGLEUSER_IMAGE", "erumlab/singleuser:latest")

@@ -70,7 +70,7 @@ def test_hub(live_server, settings, tmp_path):
     settings.ERUMLAB_PORTAL_URL = live_server.url
     settings.ERUMLAB_PORTAL_INTERNAL_URL = live_server.url
     settings.ERUMLAB_HUB_URL = hub.url
-    settings.ERUMLAB_HUB_API_URL = hub.api_url
+    settings.ERUMLAB_HUB_API_URL = hub.internal_api_url
     settings.ERUMLAB_HUB_PROXY_URL = hub.url
     settings.OAUTH2_PROVIDER = {**django_settings.OAUTH2_PROVIDER,
                                 "OIDC_ISS_ENDPOINT": live_server.url}

@@ -104,6 +104,15 @@ class PortalSessionMixin(LoggingConfigurable):
         self.cpu_limit = float(profile["cpus"])
         self.mem_limit = int(float(profile["memory_gb"]) * 1024 ** 3)
 
+    async def prepare_start(self) -> None:
+        """Subclasses' last step before the server starts (the portal has said yes)."""
+
+    def get_args(self) -> list[str]:
+        args = list(super().get_args())  # a copy: the parent may hand out its own list
+        # Busy kernels count as activity, so the idle culler spares a server at work.
+        args.append("--ServerApp.jpserver_extensions=erumlab.serverext=True")
+        return args
+
     async def start(self) -> Any:
         self._erumlab_events = []
         self._event(10, "Checking your profile and quota with the portal")
@@ -128,6 +137,7 @@ class PortalSessionMixin(LoggingConfigurable):
             await self._portal("POST", "hub/sessions/started/", json={
                 "user": self.user.name, "server": self.name, "gpus": self.gpu_ids})
             self.apply_profile(profile, self.gpu_ids)
+            await self.prepare_start()
             self._event(50, f"Starting JupyterLab ({profile['name']})")
             return await super().start()
         except BaseException as error:

@@ -44,3 +44,12 @@ def env_int(name: str, default: int) -> int:
 
 def env_list(name: str) -> set[str]:
     return {item.strip() for item in env_value(name, "").split(",") if item.strip()}
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = env_value(name, "true" if default else "false").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise HubConfigError(f"{name}: expected true or false, got {value!r}")

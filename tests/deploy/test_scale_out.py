@@ -20,7 +20,6 @@ and the portal's default profiles, so that the three stay in step.
 from __future__ import annotations
 
 import ast
-import asyncio
 import copy
 import os
 import pwd
@@ -40,6 +39,7 @@ from tornado import web
 from traitlets import TraitError
 from traitlets.config import Config
 
+from erumlab.testing.aio import run_coroutine
 from erumlab_spawners.portal import PortalSessionMixin
 from erumlab_spawners.settings import HubConfigError
 
@@ -310,11 +310,11 @@ def test_kubespawner_accepts_the_profile_list(k8s):
     async def made(config: Config) -> Any:
         return kube_spawner(config).profile_list
 
-    assert asyncio.run(made(k8s)) == values()["singleuser"]["profileList"]
+    assert run_coroutine(made(k8s)) == values()["singleuser"]["profileList"]
     broken = copy.deepcopy(k8s)
     broken.KubeSpawner.profile_list = "gpu"
     with pytest.raises(TraitError, match="profile_list"):
-        asyncio.run(made(broken))
+        run_coroutine(made(broken))
 
 
 GIB = 1024 ** 3
@@ -341,7 +341,7 @@ def test_each_profile_becomes_the_pod_it_promises(k8s, slug):
         await spawner.load_user_options()
         return pod_json(spawner, await spawner.get_pod_manifest())
 
-    pod = asyncio.run(build())
+    pod = run_coroutine(build())
     expected = EXPECTED_PODS[slug]
     [container] = pod["spec"]["containers"]
     assert container["image"] == expected["image"]
@@ -384,7 +384,7 @@ def start_pod(k8s: Config, portal: FakePortal, user_options: dict) -> tuple[Any,
         result = await spawner.start()
         return spawner, result
 
-    return asyncio.run(run())
+    return run_coroutine(run())
 
 
 def test_the_portal_decides_before_a_pod_is_built(k8s):
@@ -498,7 +498,7 @@ def test_a_gpu_profile_becomes_a_gpu_job(monkeypatch, tmp_path):
     # Options only the portal decides on: ignored when asked for through the REST API.
     spawner.user_options = {"profile": "gpu", "gres": "gpu:8", "partition": "big"}
 
-    host, port = asyncio.run(spawner.start())
+    host, port = run_coroutine(spawner.start())
 
     assert (host, port) == ("node07", 43210)
     assert portal.calls[0][2]["profile"] == "gpu"
@@ -522,7 +522,7 @@ def test_a_gpu_profile_becomes_a_gpu_job(monkeypatch, tmp_path):
     assert {"ERUMLAB_API_TOKEN", "ERUMLAB_URL", "JUPYTERHUB_API_TOKEN"} \
         <= set(export.removeprefix("#SBATCH --export=").split(","))
 
-    asyncio.run(spawner.stop())
+    run_coroutine(spawner.stop())
     assert any(cmd.endswith("scancel 4242") for cmd, _, _ in slurm.commands)
     assert portal.paths[-1] == "hub/sessions/ended/"
 
@@ -532,7 +532,7 @@ def test_a_cpu_profile_becomes_a_cpu_job(monkeypatch, tmp_path):
                     ERUMLAB_SLURM_RUNTIME="1-00:00:00")
     spawner, slurm = slurm_spawner(hub, FakePortal(spec(portal_default_profiles()["cpu"])))
     spawner.user_options = {}
-    asyncio.run(spawner.start())
+    run_coroutine(spawner.start())
     lines = sbatch_lines(slurm.script)
     for line in ("#SBATCH --partition=standard", "#SBATCH --mem=4G",
                  "#SBATCH --cpus-per-task=2", "#SBATCH --time=1-00:00:00"):
@@ -546,7 +546,7 @@ def test_a_refusal_submits_no_job(monkeypatch, tmp_path):
     spawner, slurm = slurm_spawner(hub, FakePortal(None, status=403))
     spawner.user_options = {"profile": "gpu"}
     with pytest.raises(web.HTTPError) as refused:
-        asyncio.run(spawner.start())
+        run_coroutine(spawner.start())
     assert refused.value.status_code == 403
     assert slurm.commands == []
 

@@ -4,16 +4,19 @@ the server's own erumlab.client configuration, quotas, progress and stopping."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.urls import reverse
 
 from erumlab.accounts.services import api_token_authenticate
-from erumlab.client import Client
-from erumlab.sessions.hub import HubClient
-from erumlab.sessions.models import Grant
+from erumlab.sessions.hub import HubClient, SpawnFailed
+from erumlab.sessions.models import Grant, Quota
+from erumlab.testing.hub import run_in_kernel
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("session_profiles")]
@@ -49,8 +52,17 @@ def start(client, user, profile: str):  # noqa: ANN001, ANN201
     return client.post(reverse("sessions:start"), {"profile": profile}, follow=True)
 
 
+IN_THE_SERVER = """
+import os
+import erumlab.science
+from erumlab.client import Client
+me = Client().me()["username"]  # no URL, no token given: the server's environment has both
+print(me, os.environ["CUDA_VISIBLE_DEVICES"], sep="|")
+"""
+
+
 def test_gpu_sessions_get_their_own_devices_a_working_client_and_release_on_stop(
-        hub, client, live_server, django_user_model):
+        hub, client, live_server, django_user_model, tmp_path):
     users = [django_user_model.objects.create_user(username=name, email=f"{name}@example.org")
              for name in ("ada", "bea", "cy")]
     for user in users[:2]:
@@ -63,9 +75,11 @@ def test_gpu_sessions_get_their_own_devices_a_working_client_and_release_on_stop
     assert sorted(env["CUDA_VISIBLE_DEVICES"] for env in envs) == ["0", "1"]
     for user, env in zip(users[:2], envs, strict=True):
         assert env["ERUMLAB_URL"] == live_server.url
-        # The server's client works as its user with no copy-pasting.
-        me = Client(env["ERUMLAB_URL"], env["ERUMLAB_API_TOKEN"]).me()
-        assert me["username"] == user.username
+        # A cell in the user's own kernel calls the portal as that user, with no copy-pasting.
+        cell = run_in_kernel(f"{django_settings.ERUMLAB_HUB_PROXY_URL}/user/{user.username}/",
+                             django_settings.ERUMLAB_HUB_API_TOKEN, IN_THE_SERVER)
+        assert cell.error == ""
+        assert cell.stdout.strip() == f"{user.username}|{env['CUDA_VISIBLE_DEVICES']}"
         grant = Grant.objects.get(user=user, ended_at__isnull=True)
         assert grant.gpus == [env["CUDA_VISIBLE_DEVICES"]]
 
@@ -86,6 +100,15 @@ def test_gpu_sessions_get_their_own_devices_a_working_client_and_release_on_stop
     start(client, users[2], "gpu")
     wait(lambda: hub.server_status("cy").running, what="cy's server")
     assert server_env(hub, "cy")["CUDA_VISIBLE_DEVICES"] == envs[0]["CUDA_VISIBLE_DEVICES"]
+
+
+def test_the_hub_itself_refuses_a_start_over_quota(hub, user):
+    # Straight to the hub, past the portal's own form: the hub asks the portal anyway.
+    Quota.objects.create(user=user, max_servers=1, max_gpus=0)
+    with pytest.raises(SpawnFailed, match="your quota allows 0"):
+        hub.start_server(user.username, profile="gpu")
+    assert not Grant.objects.filter(user=user).exists()
+    assert hub.server_status(user.username).state in ("stopped", "absent")
 
 
 def test_a_cpu_session_sees_no_gpu_and_the_page_reports_progress(hub, client, user):
@@ -116,3 +139,58 @@ def test_another_user_cannot_stop_your_server(hub, client, user, other_user):
     assert client.post(reverse("sessions:stop_any"), {"user": user.username}).status_code == 302
     time.sleep(1)
     assert hub.server_status(user.username).running
+
+
+def test_allocations_survive_a_hub_crash_and_restart(test_hub, settings, client,
+                                                     django_user_model):
+    settings.ERUMLAB_GPUS = test_hub.env["ERUMLAB_GPUS"] = "0,1"
+    ada, bea, cy = (django_user_model.objects.create_user(username=name,
+                                                          email=f"{name}@example.org")
+                    for name in ("ada", "bea", "cy"))
+    hub = HubClient.from_settings()
+    with test_hub.run() as process:
+        start(client, ada, "gpu")
+        wait(lambda: hub.server_status("ada").running, what="ada's server")
+        ada_env, ada_pid = server_env(hub, "ada"), hub.user("ada")["servers"][""]["state"]["pid"]
+        # A crash: no stop runs, and ada's server lives on in its own session.
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    os.kill(ada_pid, 0)  # still alive
+
+    with test_hub.run():
+        assert hub.server_status("ada").running  # the restarted hub found it
+        start(client, bea, "gpu")
+        wait(lambda: hub.server_status("bea").running, what="bea's server")
+        # bea gets the other device, never ada's.
+        assert {ada_env["CUDA_VISIBLE_DEVICES"], server_env(hub, "bea")["CUDA_VISIBLE_DEVICES"]} \
+            == {"0", "1"}
+        page = start(client, cy, "gpu").content.decode()
+        assert "All 2 GPUs are busy" in page
+
+
+def test_the_culler_stops_an_idle_server_but_not_one_whose_kernel_is_working(
+        test_hub, client, django_user_model):
+    test_hub.env.update(ERUMLAB_HUB_CULL_IDLE_SECONDS="10", ERUMLAB_HUB_CULL_EVERY_SECONDS="2",
+                        ERUMLAB_HUB_ACTIVITY_SECONDS="2")
+    idle, busy = (django_user_model.objects.create_user(username=name,
+                                                        email=f"{name}@example.org")
+                  for name in ("idle", "busy"))
+    hub = HubClient.from_settings()
+    with test_hub.run():
+        for user in (idle, busy):
+            start(client, user, "cpu")
+        for user in (idle, busy):
+            wait(lambda u=user: hub.server_status(u.username).running, what=f"{user}'s server")
+        # A silent computation: no output, so only the busy state shows it is working.
+        run_in_kernel(f"{test_hub.url}/user/busy/", django_settings.ERUMLAB_HUB_API_TOKEN,
+                      "import time\ntime.sleep(120)",
+                      wait=False)
+        started = time.monotonic()
+        wait(lambda: hub.server_status("idle").state in ("stopped", "absent"), timeout=60,
+             what="the idle server to be culled")
+        # Culled servers end their grant like any other stop.
+        wait(lambda: not Grant.objects.filter(user=idle, ended_at__isnull=True).exists(),
+             what="the idle server's grant to end")
+        # Give the culler as long again as the idle server needed, and three more rounds.
+        time.sleep(time.monotonic() - started + 6)
+        assert hub.server_status("busy").running

@@ -3,13 +3,13 @@ the request is captured where it would go to the engine, after docker-py built i
 
 from __future__ import annotations
 
-import asyncio
 from types import SimpleNamespace
 
 import docker
 import pytest
 from jupyterhub.objects import Hub, Server
 
+from erumlab.testing.aio import run_coroutine
 from erumlab_spawners.docker import ErumlabDockerSpawner
 
 CPU = {"slug": "cpu", "name": "CPU: 2 cores, 4 GB", "cpus": 2, "memory_gb": 4, "gpus": 0,
@@ -51,7 +51,7 @@ def request_for(monkeypatch):
         spawner.gpu_ids = gpu_ids
         spawner._erumlab_env = {"ERUMLAB_URL": "http://web:8000", "ERUMLAB_API_TOKEN": "erl_x"}
         spawner.apply_profile(profile, gpu_ids)
-        asyncio.run(spawner.create_object())
+        run_coroutine(spawner.create_object())
         return calls["create_container"]
     return make
 

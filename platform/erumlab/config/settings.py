@@ -29,7 +29,11 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
 # server side (inside a compose network it differs from the public one).
 ERUMLAB_PORTAL_URL = env.url("ERUMLAB_PORTAL_URL", "http://127.0.0.1:8000")
 ERUMLAB_HUB_URL = env.url("ERUMLAB_HUB_URL", "http://127.0.0.1:8001")
-ERUMLAB_HUB_API_URL = env.url("ERUMLAB_HUB_API_URL", f"{ERUMLAB_HUB_URL}/hub/api")
+# The hub's own API port, not the public proxy: the proxy holds back the hub's
+# streamed spawn-progress events until the stream ends.
+ERUMLAB_HUB_API_URL = env.url(
+    "ERUMLAB_HUB_API_URL",
+    f"http://127.0.0.1:{env.int('ERUMLAB_HUB_INTERNAL_PORT', 8081, minimum=1)}/hub/api")
 # Where the portal reaches users' servers through the hub's proxy (server side).
 ERUMLAB_HUB_PROXY_URL = env.url("ERUMLAB_HUB_PROXY_URL", ERUMLAB_HUB_URL)
 ERUMLAB_HUB_API_TOKEN = env.raw("ERUMLAB_HUB_API_TOKEN") or persisted_secret(DATA.hub_api_token)

@@ -119,8 +119,13 @@ class HubClient:
         response.raise_for_status()
         return json.dumps(response.json()["content"])
 
-    def start_server(self, name: str, *, profile: str) -> str:
+    def start_server(self, name: str, *, profile: str, answer_within: float = 3.0) -> str:
         """Ask the hub to start the user's server with a profile: "started" or "pending".
+
+        The hub answers a start only once the server is up, unless the start
+        fails first. Quick refusals (the portal said no, all GPUs busy) come
+        back within ``answer_within`` seconds with their reason; after that the
+        start is under way and the caller follows its progress events.
 
         The hub knows a user only after their first login there; the portal's
         service may create them (their groups come with their next login).
@@ -133,9 +138,15 @@ class HubClient:
         # A start that fails within the hub's first seconds answers with the spawner's
         # reason (the portal's refusal, all GPUs busy); later failures reach the
         # progress stream instead.
-        response = self._request("POST", f"/users/{quote(name)}/server",
-                                 json={"profile": profile}, allow=(403, 404, 409, 500, 502, 503),
-                                 timeout=max(self.timeout, 15.0))
+        try:
+            response = self._request("POST", f"/users/{quote(name)}/server",
+                                     json={"profile": profile},
+                                     allow=(403, 404, 409, 500, 502, 503),
+                                     timeout=(self.timeout, answer_within))
+        except HubUnavailable as error:
+            if isinstance(error.__cause__, requests.ReadTimeout):
+                return "pending"  # past the quick checks: the server is being started
+            raise
         if response.status_code == 400:  # already running or on its way
             raise HubUnavailable(_message(response) or "Your server is already starting.")
         if response.status_code >= 403:
@@ -157,7 +168,8 @@ class HubClient:
                                    stream=True, timeout=(self.timeout, wait)) as response:
                 if response.status_code != 200:
                     return None
-                for line in response.iter_lines(decode_unicode=True):
+                # chunk_size=None: lines as they arrive (the default waits for 512 bytes).
+                for line in response.iter_lines(chunk_size=None, decode_unicode=True):
                     if line and line.startswith("data:"):
                         last = json.loads(line[5:])
                         if last.get("ready") or last.get("failed"):

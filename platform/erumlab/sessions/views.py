@@ -15,11 +15,14 @@ from erumlab.sessions.hub import HubClient, HubUnavailable, SpawnFailed
 from erumlab.sessions.models import Grant
 
 
-def _status_context(request: HttpRequest) -> dict:
+def _status_context(request: HttpRequest, *, was_starting: bool = False) -> dict:
     try:
         hub = HubClient.from_settings()
         status = hub.server_status(request.user.username)
-        progress = hub.progress(request.user.username) if status.state == "starting" else None
+        # While starting: the newest progress event. Right after a start that ended
+        # without a server: the hub's failure event, which says why.
+        wants_progress = status.state == "starting" or (was_starting and not status.running)
+        progress = hub.progress(request.user.username) if wants_progress else None
         error = ""
     except HubUnavailable as exc:
         status, progress, error = None, None, str(exc)
@@ -45,8 +48,13 @@ def notebooks(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def status(request: HttpRequest) -> HttpResponse:
-    """The server-status card alone: htmx polls it while a server starts or stops."""
-    return render(request, "sessions/_status.html", _status_context(request))
+    """The status card alone, polled by htmx; lands the user in JupyterLab once ready."""
+    was_starting = request.GET.get("starting") == "1"
+    context = _status_context(request, was_starting=was_starting)
+    response = render(request, "sessions/_status.html", context)
+    if was_starting and context["status"] is not None and context["status"].running:
+        response["HX-Redirect"] = context["lab_url"]
+    return response
 
 
 @login_required
