@@ -1,9 +1,22 @@
 from __future__ import annotations
 
+import os
+
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
+from erumlab.cli import worker_argv
+from erumlab.testing.processes import database_url, running
 from tests.factories import PASSWORD, UserFactory
+
+# Job settings shared by the test process and the workers it starts: short
+# heartbeats so lost workers are noticed in seconds, not minutes.
+FAST_JOBS = {
+    "ERUMLAB_JOB_HEARTBEAT_SECONDS": "1",
+    "ERUMLAB_JOB_STALE_AFTER": "3",
+    "ERUMLAB_JOB_WAIT_COUNTDOWN": "1",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -79,3 +92,32 @@ def test_hub(live_server, settings, tmp_path):
     yield hub
     services._site_gpu_ids.cache_clear()
     print(hub.log_tail())
+
+
+@pytest.fixture
+def fast_jobs(settings):
+    for name, value in FAST_JOBS.items():
+        setattr(settings, name, int(value))
+    return settings
+
+
+@pytest.fixture
+def start_worker(tmp_path, fast_jobs):
+    """Start real Celery workers against the test database; stopped after the test."""
+    stack = []
+
+    def start(*, queues: str = "default,gpu", concurrency: str = "1",
+              **env_overrides: str):
+        env = {**os.environ, **FAST_JOBS,
+               "DATABASE_URL": database_url(connection.settings_dict), **env_overrides}
+        log = tmp_path / f"worker-{len(stack)}.log"
+        context = running(worker_argv(queues=queues, concurrency=concurrency), env=env, log=log)
+        process = context.__enter__()
+        stack.append((context, process, log))
+        return process
+
+    yield start
+    for context, _, log in reversed(stack):
+        context.__exit__(None, None, None)
+        if os.environ.get("ERUMLAB_SHOW_WORKER_LOGS"):
+            print(log.read_text()[-5000:])

@@ -12,7 +12,6 @@ from erumlab.catalogue.models import DatasetFile
 from erumlab.client import Client
 from erumlab.client.datasets import ChecksumMismatch
 from tests.catalogue.conftest import hdf5_bytes
-from tests.jobs.conftest import fast_jobs, start_worker  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -74,7 +73,6 @@ def test_a_dataset_made_by_a_job_points_at_the_job(live_server, user, start_work
     from erumlab.jobs import services as jobs
     from erumlab.jobs.models import Job, Template
     from tests.jobs.conftest import notebook, wait_for_state
-
     template = jobs.template_save(
         content=notebook(
             "from pathlib import Path\nfrom erumlab.client import Client\n"

@@ -12,7 +12,6 @@ from playwright.sync_api import Page, expect
 
 from erumlab.catalogue import services
 from tests.catalogue.conftest import hdf5_bytes
-from tests.jobs.conftest import fast_jobs, start_worker  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.jobs.conftest import fast_jobs, hello, start_worker  # noqa: F401 (fixtures)
+from tests.jobs.conftest import hello  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

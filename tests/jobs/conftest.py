@@ -1,27 +1,15 @@
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
 from nbformat.v4 import new_code_cell, new_notebook
 
-from erumlab.cli import worker_argv
 from erumlab.jobs import services
 from erumlab.jobs.models import Job, Template
-from erumlab.testing.processes import database_url, running
-
-# Job settings shared by the test process and the workers it starts: short
-# heartbeats so lost workers are noticed in seconds, not minutes.
-FAST_JOBS = {
-    "ERUMLAB_JOB_HEARTBEAT_SECONDS": "1",
-    "ERUMLAB_JOB_STALE_AFTER": "3",
-    "ERUMLAB_JOB_WAIT_COUNTDOWN": "1",
-}
 
 
 def notebook(*sources: str, parameters: str = "", metadata: dict | None = None) -> str:
@@ -41,13 +29,6 @@ def notebook(*sources: str, parameters: str = "", metadata: dict | None = None) 
 
 
 @pytest.fixture
-def fast_jobs(settings):
-    for name, value in FAST_JOBS.items():
-        setattr(settings, name, int(value))
-    return settings
-
-
-@pytest.fixture
 def hello(db) -> Template:
     services.templates_sync_bundled(folder=Path(django_settings.ERUMLAB_TEMPLATES_DIR))
     return Template.objects.get(slug="hello", owner__isnull=True)
@@ -61,28 +42,6 @@ def slow_template(user) -> Template:
         content=notebook(*sources, parameters="pause: float = 0.5  # seconds per cell"),
         slug="slow", source=Template.Source.UPLOADED, owner=user,
     )
-
-
-@pytest.fixture
-def start_worker(tmp_path, fast_jobs):
-    """Start real Celery workers against the test database; stopped after the test."""
-    stack = []
-
-    def start(*, queues: str = "default,gpu", concurrency: str = "1",
-              **env_overrides: str):
-        env = {**os.environ, **FAST_JOBS,
-               "DATABASE_URL": database_url(connection.settings_dict), **env_overrides}
-        log = tmp_path / f"worker-{len(stack)}.log"
-        context = running(worker_argv(queues=queues, concurrency=concurrency), env=env, log=log)
-        process = context.__enter__()
-        stack.append((context, process, log))
-        return process
-
-    yield start
-    for context, _, log in reversed(stack):
-        context.__exit__(None, None, None)
-        if os.environ.get("ERUMLAB_SHOW_WORKER_LOGS"):
-            print(log.read_text()[-5000:])
 
 
 def wait_for(predicate, *, timeout: float = 60, interval: float = 0.2, what: str = ""):

@@ -16,7 +16,8 @@ from erumlab.jobs import services
 from erumlab.jobs.models import Job, Template
 from erumlab.runtime.redis_server import redis_command, wait_for_redis
 from erumlab.testing.processes import database_url
-from tests.jobs.conftest import FAST_JOBS, notebook, wait_for, wait_for_state
+from tests.conftest import FAST_JOBS
+from tests.jobs.conftest import notebook, wait_for, wait_for_state
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -7,15 +7,19 @@ from __future__ import annotations
 import os
 import signal
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
 from django.urls import reverse
+from django.utils import timezone
 
-from erumlab.accounts.services import api_token_authenticate
+from erumlab.accounts.models import ApiToken
+from erumlab.accounts.services import api_token_authenticate, api_token_issue
+from erumlab.sessions import services
 from erumlab.sessions.hub import HubClient, SpawnFailed
-from erumlab.sessions.models import Grant, Quota
+from erumlab.sessions.models import Grant, Quota, WaitingStart
 from erumlab.testing.hub import run_in_kernel
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True),
@@ -114,7 +118,7 @@ def test_the_hub_itself_refuses_a_start_over_quota(hub, user):
 def test_a_cpu_session_sees_no_gpu_and_the_page_reports_progress(hub, client, user):
     page = start(client, user, "cpu").content.decode()
     assert "Starting your server" in page, page[page.find("<main"):][:1500]
-    seen = set()
+    seen = {"progress"} if 'id="spawn-progress"' in page else set()
 
     def running() -> bool:
         page = client.get(reverse("sessions:status")).content.decode()
@@ -194,3 +198,59 @@ def test_the_culler_stops_an_idle_server_but_not_one_whose_kernel_is_working(
         # Give the culler as long again as the idle server needed, and three more rounds.
         time.sleep(time.monotonic() - started + 6)
         assert hub.server_status("busy").running
+
+
+def test_a_user_waits_in_line_for_the_gpu_and_starts_when_it_frees(
+        test_hub, settings, client, django_user_model, start_worker):
+    settings.ERUMLAB_GPUS = test_hub.env["ERUMLAB_GPUS"] = "0"
+    ada, bea = (django_user_model.objects.create_user(username=name, email=f"{name}@example.org")
+                for name in ("ada", "bea"))
+    hub = HubClient.from_settings()
+    # The worker moves the line when the hub reports a stop: it must reach the same hub.
+    start_worker(ERUMLAB_HUB_API_URL=settings.ERUMLAB_HUB_API_URL,
+                 ERUMLAB_HUB_API_TOKEN=settings.ERUMLAB_HUB_API_TOKEN, ERUMLAB_GPUS="0")
+    with test_hub.run():
+        start(client, ada, "gpu")
+        wait(lambda: hub.server_status("ada").running, what="ada's server")
+
+        page = start(client, bea, "gpu").content.decode()
+        assert "The only GPU is busy" in page and 'id="gpus-busy"' in page
+        assert "Start CPU: 2 cores, 4 GB instead" in page
+        page = client.post(reverse("sessions:wait"), {"profile": "gpu"}, follow=True)
+        assert "number 1</strong> in line" in page.content.decode()
+        # The line tried at once, found the GPU still held, and bea keeps her place.
+        entry = wait(lambda: WaitingStart.objects.filter(user=bea, attempts__gte=1).first(),
+                     what="a first attempt for bea")
+        wait(lambda: hub.server_status("bea").state in ("stopped", "absent"),
+             what="the hub to clear bea's refused start")
+
+        client.force_login(ada)
+        client.post(reverse("sessions:stop"))
+        wait(lambda: hub.server_status("bea").running, what="bea's server, started by the line")
+        assert not WaitingStart.objects.filter(pk=entry.pk).exists()
+        assert server_env(hub, "bea")["CUDA_VISIBLE_DEVICES"] == "0"
+
+
+def test_the_reconciler_refreshes_live_tokens_and_ends_grants_of_vanished_servers(
+        hub, client, user, other_user, session_profiles):
+    start(client, user, "cpu")
+    wait(lambda: hub.server_status(user.username).running, what="the server")
+    live = Grant.objects.get(user=user, ended_at__isnull=True)
+    assert live.api_token.expires_at is not None  # it lapses unless refreshed
+    ApiToken.objects.filter(pk=live.api_token_id).update(
+        expires_at=timezone.now() + timedelta(minutes=1))
+    # A grant the hub knows nothing of: a start that crashed along with the old hub.
+    lost_token = api_token_issue(user=other_user, name="notebook server default")
+    lost = Grant.objects.create(user=other_user, profile=session_profiles[0],
+                                api_token=lost_token.token,
+                                created_at=timezone.now() - timedelta(minutes=10))
+
+    result = services.sessions_reconcile()
+
+    assert result.ended == [f"{other_user.username}/"] and result.refreshed == 1
+    live.api_token.refresh_from_db()
+    assert live.api_token.expires_at > timezone.now() + timedelta(hours=23)
+    lost.refresh_from_db()
+    assert lost.ended_at is not None and "no longer runs" in lost.end_reason
+    assert api_token_authenticate(secret=lost_token.secret) is None
+    assert Grant.objects.get(pk=live.pk).ended_at is None

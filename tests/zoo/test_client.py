@@ -15,7 +15,7 @@ from erumlab.accounts.services import api_token_issue
 from erumlab.client import Client
 from erumlab.client.api import ApiError
 from erumlab.zoo.models import Conversion, Model, ModelVersion
-from tests.jobs.conftest import fast_jobs, start_worker, wait_for_state  # noqa: F401 (fixtures)
+from tests.jobs.conftest import wait_for_state
 from tests.zoo.conftest import CONFIG, SIGNATURE, tagger
 
 pytestmark = pytest.mark.django_db(transaction=True)

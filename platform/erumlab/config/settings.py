@@ -45,6 +45,9 @@ ERUMLAB_GPUS = env.str("ERUMLAB_GPUS", "")
 # quota for them or one of their collaborations says otherwise.
 ERUMLAB_SESSION_MAX_SERVERS = env.int("ERUMLAB_SESSION_MAX_SERVERS", 1, minimum=1)
 ERUMLAB_SESSION_MAX_GPUS = env.int("ERUMLAB_SESSION_MAX_GPUS", 1, minimum=0)
+# A notebook server's API token lives this long past the last time the reconciler
+# (every ERUMLAB_SESSION_RECONCILE_SECONDS) saw the server running.
+ERUMLAB_SESSION_TOKEN_HOURS = env.int("ERUMLAB_SESSION_TOKEN_HOURS", 24, minimum=1)
 ERUMLAB_HUB_CLIENT_SECRET = env.raw("ERUMLAB_HUB_CLIENT_SECRET") or persisted_secret(
     DATA.hub_client_secret
 )
@@ -303,6 +306,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "erumlab.jobs.reconcile",
         "schedule": float(env.int("ERUMLAB_JOB_RECONCILE_SECONDS", 30, minimum=1)),
         "options": {"queue": "default", "expires": 25},
+    },
+    "reconcile-sessions": {
+        "task": "erumlab.sessions.reconcile",
+        "schedule": float(env.int("ERUMLAB_SESSION_RECONCILE_SECONDS", 60, minimum=1)),
+        "options": {"queue": "default", "expires": 50},
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA.run / "celerybeat-schedule")

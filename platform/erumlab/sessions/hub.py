@@ -119,7 +119,7 @@ class HubClient:
         response.raise_for_status()
         return json.dumps(response.json()["content"])
 
-    def start_server(self, name: str, *, profile: str, answer_within: float = 3.0) -> str:
+    def start_server(self, name: str, *, profile: str, answer_within: float = 1.5) -> str:
         """Ask the hub to start the user's server with a profile: "started" or "pending".
 
         The hub answers a start only once the server is up, unless the start
@@ -164,8 +164,10 @@ class HubClient:
         last = None
         deadline = time.monotonic() + wait
         try:
+            # The hub replays the events so far at once, then streams new ones as they
+            # come: a short silence means the replay is over.
             with self._session.get(f"{self.api_url}/users/{quote(name)}/server/progress",
-                                   stream=True, timeout=(self.timeout, wait)) as response:
+                                   stream=True, timeout=(self.timeout, min(wait, 0.3))) as response:
                 if response.status_code != 200:
                     return None
                 # chunk_size=None: lines as they arrive (the default waits for 512 bytes).
@@ -180,14 +182,30 @@ class HubClient:
             pass  # a read timeout ends the look; what arrived before it counts
         return last
 
+    def _active_users(self) -> list[dict[str, Any]]:
+        """Every user with a running or pending server, all pages of them.
+
+        The hub caps a page (200 by default): a reconciler that read only the
+        first page would take the rest for gone.
+        """
+        users: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            response = self._request(
+                "GET", "/users", params={"state": "active", "offset": offset, "limit": 200},
+                headers={"Accept": "application/jupyterhub-pagination+json"})
+            response.raise_for_status()
+            page = response.json()
+            users += page["items"]
+            following = (page.get("_pagination") or {}).get("next")
+            if not following or not page["items"]:
+                return users
+            offset = following["offset"]
+
     def active_servers(self) -> list[dict[str, Any]]:
-        """Every user's running or pending servers (for administrators)."""
-        response = self._request("GET", "/users", params={"state": "active", "limit": 1000})
-        response.raise_for_status()
-        users = response.json()
-        items = users.get("items", users) if isinstance(users, dict) else users
+        """Every user's running or pending servers."""
         servers = []
-        for user in items:
+        for user in self._active_users():
             for server_name, server in (user.get("servers") or {}).items():
                 servers.append({
                     "user": user["name"], "server": server_name,

@@ -98,3 +98,27 @@ class Grant(models.Model):
     @property
     def is_active(self) -> bool:
         return self.ended_at is None
+
+
+class WaitingStart(models.Model):
+    """A user waiting in line for GPUs: their server starts when enough free up.
+
+    First come, first served per profile; the line moves whenever a server
+    stops and at every reconciliation. A start that the portal refuses for
+    another reason (quota, profile closed) leaves the line with that reason.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="waiting_starts")
+    server = models.CharField(max_length=100, blank=True)
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="waiting")
+    created_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [models.UniqueConstraint(fields=["user", "server"],
+                                               name="one_waiting_start_per_server")]
+
+    def __str__(self) -> str:
+        return f"{self.user} waits for {self.profile.slug}"

@@ -7,19 +7,22 @@ Profiles and quotas live here; the hub enforces them by asking
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from oauth2_provider.models import get_application_model
 
-from erumlab.accounts.models import User
+from erumlab.accounts.models import ApiToken, User
 from erumlab.accounts.selectors import collaborations_of
 from erumlab.accounts.services import api_token_issue, api_token_revoke
-from erumlab.sessions.models import Grant, Profile, Quota
+from erumlab.sessions.hub import HubClient, HubUnavailable, SpawnFailed
+from erumlab.sessions.models import Grant, Profile, Quota, WaitingStart
 
 
 @transaction.atomic
@@ -161,7 +164,10 @@ def session_authorize(*, username: str, server: str, profile_slug: str) -> Autho
     _check(user, server, profile, active)
     for stale in (g for g in active if g.server == server):
         _end(stale, "replaced by a new start")
-    issued = api_token_issue(user=user, name=f"notebook server {server or 'default'}")
+    # The token lapses on its own unless the reconciler sees the server alive and
+    # extends it: a server the portal lost track of cannot keep a working token.
+    issued = api_token_issue(user=user, name=f"notebook server {server or 'default'}",
+                             lifetime=session_token_lifetime())
     grant = Grant.objects.create(user=user, server=server, profile=profile,
                                  api_token=issued.token)
     return Authorized(grant=grant, token=issued.secret)
@@ -196,4 +202,128 @@ def session_ended(*, username: str, server: str, reason: str = "stopped") -> Gra
     grant = _active_grant(username, server)
     if grant is not None:
         _end(grant, reason)
+        if grant.profile.gpus and WaitingStart.objects.exists():
+            _advance_line_soon()  # its GPUs are free now (the hub released them first)
     return grant
+
+
+def session_token_lifetime() -> timedelta:
+    return timedelta(hours=settings.ERUMLAB_SESSION_TOKEN_HOURS)
+
+
+def _advance_line_soon() -> None:
+    from erumlab.sessions.tasks import advance_line
+
+    transaction.on_commit(lambda: advance_line.apply_async(queue="default"))
+
+
+# The reconciler -----------------------------------------------------------------------
+
+
+@dataclass
+class Reconciled:
+    refreshed: int = 0
+    ended: list[str] = field(default_factory=list)
+    started: list[str] = field(default_factory=list)
+
+
+def sessions_reconcile(*, hub: HubClient | None = None,
+                       grace: timedelta = timedelta(minutes=2)) -> Reconciled:
+    """Bring the grants in line with the servers the hub runs, and move the GPU line.
+
+    - A server still running gets its token's expiry pushed out again (the
+      token the server was given at spawn is "refreshed" without changing it).
+    - A grant whose server the hub no longer knows (a hub that crashed, a stop
+      the portal never heard of) is ended and its token revoked. Grants
+      younger than ``grace`` are left alone: their start may still be on its way.
+    - Then whoever waits in line for GPUs gets a start, if the GPUs are free.
+
+    Raises HubUnavailable when the hub cannot be asked: nothing is ended then.
+    """
+    hub = hub or HubClient.from_settings()
+    alive = {(server["user"], server["server"]) for server in hub.active_servers()}
+    now = timezone.now()
+    result = Reconciled()
+    running_tokens = []
+    for grant in Grant.objects.filter(ended_at__isnull=True).select_related("user"):
+        key = f"{grant.user.username}/{grant.server}"
+        if (grant.user.username, grant.server) in alive:
+            if grant.api_token_id is not None:
+                running_tokens.append(grant.api_token_id)
+        elif grant.created_at < now - grace and session_ended(
+                username=grant.user.username, server=grant.server,
+                reason="the hub no longer runs this server") is not None:
+            result.ended.append(key)
+    result.refreshed = ApiToken.objects.filter(
+        pk__in=running_tokens, revoked_at__isnull=True).update(
+        expires_at=now + session_token_lifetime())
+    result.started = waiting_line_advance(hub=hub)
+    return result
+
+
+# The line for GPUs --------------------------------------------------------------------
+
+
+def session_wait(*, user: User, profile_slug: str, server: str = "") -> WaitingStart:
+    """Join the line for a GPU profile (or move to another profile, keeping one's place)."""
+    profile = session_check(user=user, server=server, profile_slug=profile_slug)
+    if not profile.gpus:
+        raise SessionRefused(f"{profile.name} needs no GPU: start it right away.")
+    entry, _ = WaitingStart.objects.update_or_create(user=user, server=server,
+                                                     defaults={"profile": profile})
+    _advance_line_soon()  # the GPUs may have freed up since the refusal
+    return entry
+
+
+def session_leave_line(*, user: User, server: str = "") -> bool:
+    deleted, _ = WaitingStart.objects.filter(user=user, server=server).delete()
+    return bool(deleted)
+
+
+def waiting_position(entry: WaitingStart) -> int:
+    """1 for the head of the line."""
+    return WaitingStart.objects.filter(
+        Q(created_at__lt=entry.created_at) | Q(created_at=entry.created_at, pk__lt=entry.pk)
+    ).count() + 1
+
+
+_LINE_LOCK = "sessions:gpu-line"
+
+
+def waiting_line_advance(*, hub: HubClient | None = None) -> list[str]:
+    """Start servers for the people in line, first come first served; returns who started.
+
+    The head of the line is never overtaken: when its start fails (GPUs still
+    busy), the rest wait too. People who meanwhile started a server some other
+    way, or may no longer start this profile, leave the line.
+    One advance at a time (a lock in the cache), since stops trigger it too.
+    """
+    if not cache.add(_LINE_LOCK, "1", timeout=120):
+        return []
+    hub = hub or HubClient.from_settings()
+    started: list[str] = []
+    try:
+        for entry in WaitingStart.objects.select_related("user", "profile"):
+            user = entry.user
+            try:
+                # A grant means a server running or on its way (a failed start ends
+                # its grant before the hub answers): started some other way meanwhile.
+                if Grant.objects.filter(user=user, server=entry.server,
+                                        ended_at__isnull=True).exists():
+                    entry.delete()
+                    continue
+                session_check(user=user, server=entry.server, profile_slug=entry.profile.slug)
+                hub.start_server(user.username, profile=entry.profile.slug)
+            except SessionRefused:
+                entry.delete()
+            except SpawnFailed:
+                WaitingStart.objects.filter(pk=entry.pk).update(attempts=entry.attempts + 1)
+                break
+            except HubUnavailable:
+                break
+            else:
+                entry.delete()
+                started.append(user.username)
+    finally:
+        cache.delete(_LINE_LOCK)
+    return started

@@ -9,6 +9,8 @@ urlpatterns = [
     path("status/", views.status, name="status"),
     path("start/", views.start, name="start"),
     path("stop/", views.stop, name="stop"),
+    path("wait/", views.wait, name="wait"),
+    path("wait/leave/", views.leave_line, name="leave_line"),
     path("all/", views.overview, name="overview"),
     path("all/stop/", views.stop_any, name="stop_any"),
 ]

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from erumlab.sessions import services
 from erumlab.sessions.hub import HubClient, HubUnavailable, SpawnFailed
-from erumlab.sessions.models import Grant
+from erumlab.sessions.models import Grant, WaitingStart
 
 
 def _status_context(request: HttpRequest, *, was_starting: bool = False) -> dict:
@@ -28,7 +28,11 @@ def _status_context(request: HttpRequest, *, was_starting: bool = False) -> dict
         status, progress, error = None, None, str(exc)
     grant = (Grant.objects.filter(user=request.user, server="", ended_at__isnull=True)
              .select_related("profile").first())
+    waiting = (WaitingStart.objects.filter(user=request.user, server="")
+               .select_related("profile").first())
     return {
+        "waiting": waiting,
+        "position": services.waiting_position(waiting) if waiting else None,
         "status": status,
         "progress": progress,
         "grant": grant,
@@ -41,8 +45,12 @@ def _status_context(request: HttpRequest, *, was_starting: bool = False) -> dict
 @login_required
 def notebooks(request: HttpRequest) -> HttpResponse:
     context = _status_context(request)
-    context.update(profiles=services.profiles_for(request.user),
-                   quota=services.quota_for(request.user))
+    quota = services.quota_for(request.user)
+    # GPU profiles only where the site has GPUs (profiles_for) and the quota allows them.
+    context.update(profiles=[p for p in services.profiles_for(request.user)
+                             if p.gpus <= quota.max_gpus],
+                   quota=quota,
+                   gpu_refused=request.session.get("sessions_gpu_refused", ""))
     return render(request, "sessions/notebooks.html", context)
 
 
@@ -66,10 +74,39 @@ def start(request: HttpRequest) -> HttpResponse:
         HubClient.from_settings().start_server(request.user.username, profile=profile.slug)
     except services.SessionRefused as refused:
         messages.error(request, str(refused))
-    except (HubUnavailable, SpawnFailed) as exc:
+    except SpawnFailed as exc:
+        messages.error(request, f"Could not start your server: {exc}")
+        if profile.gpus:  # offer the line, or a CPU session, instead of a dead end
+            request.session["sessions_gpu_refused"] = profile.slug
+    except HubUnavailable as exc:
         messages.error(request, f"Could not start your server: {exc}")
     else:
+        request.session.pop("sessions_gpu_refused", None)
         messages.success(request, f"Starting your server ({profile.name}).")
+    return redirect("sessions:notebooks")
+
+
+@login_required
+@require_POST
+def wait(request: HttpRequest) -> HttpResponse:
+    """Join the line for a GPU profile: the server starts as soon as GPUs free up."""
+    try:
+        entry = services.session_wait(user=request.user,
+                                      profile_slug=request.POST.get("profile", ""))
+    except services.SessionRefused as refused:
+        messages.error(request, str(refused))
+    else:
+        request.session.pop("sessions_gpu_refused", None)
+        messages.success(request, f"You are in line for {entry.profile.name}; your server "
+                                  f"starts when a GPU is free. You may leave this page.")
+    return redirect("sessions:notebooks")
+
+
+@login_required
+@require_POST
+def leave_line(request: HttpRequest) -> HttpResponse:
+    if services.session_leave_line(user=request.user):
+        messages.success(request, "You left the line.")
     return redirect("sessions:notebooks")
 
 
