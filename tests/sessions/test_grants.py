@@ -119,8 +119,8 @@ def test_the_hub_reads_the_profiles_a_user_may_start(hub, user, gpus):
     assert [p["slug"] for p in response.json()] == ["cpu", "gpu"]
 
 
-def test_the_overview_shows_gpu_holders_to_staff_only(client, user, admin_user, hub, gpus,
-                                                     settings):
+def test_the_overview_shows_gpu_holders_and_the_line_to_staff_only(
+        client, user, other_user, admin_user, hub, gpus, settings):
     from erumlab.testing.processes import free_port
 
     settings.ERUMLAB_HUB_API_URL = f"http://127.0.0.1:{free_port()}/hub/api"
@@ -132,3 +132,29 @@ def test_the_overview_shows_gpu_holders_to_staff_only(client, user, admin_user, 
     page = client.get(reverse("sessions:overview")).content.decode()
     assert "<code>0</code>: <span class=\"muted\">free</span>" in page
     assert f"<code>1</code>: {user.username} (1 GPU: 4 cores, 16 GB)" in page
+    assert 'id="waiting"' not in page
+    services.session_wait(user=other_user, profile_slug="gpu")
+    page = client.get(reverse("sessions:overview")).content.decode()
+    assert f"<li>{other_user.username} (1 GPU: 4 cores, 16 GB), since" in page
+
+
+def test_the_gpu_line_is_first_come_first_served_and_only_for_gpu_profiles(user, other_user,
+                                                                           gpus):
+    with pytest.raises(services.SessionRefused, match="needs no GPU"):
+        services.session_wait(user=user, profile_slug="cpu")
+    first = services.session_wait(user=user, profile_slug="gpu")
+    second = services.session_wait(user=other_user, profile_slug="gpu")
+    assert (services.waiting_position(first), services.waiting_position(second)) == (1, 2)
+    # Asking again keeps one's place.
+    again = services.session_wait(user=user, profile_slug="gpu")
+    assert again.pk == first.pk and services.waiting_position(again) == 1
+    assert services.session_leave_line(user=user)
+    assert not services.session_leave_line(user=user)
+    second.refresh_from_db()
+    assert services.waiting_position(second) == 1
+
+
+def test_the_line_is_not_for_those_over_quota(user, gpus):
+    Quota.objects.create(user=user, max_servers=1, max_gpus=0)
+    with pytest.raises(services.SessionRefused, match="your quota allows 0"):
+        services.session_wait(user=user, profile_slug="gpu")

@@ -182,7 +182,7 @@ def _end(grant: Grant, reason: str) -> None:
 
 
 def _active_grant(username: str, server: str) -> Grant | None:
-    return (Grant.objects.select_for_update().select_related("api_token")
+    return (Grant.objects.select_for_update(of=("self",)).select_related("api_token")
             .filter(user__username=username, server=server, ended_at__isnull=True).first())
 
 

@@ -141,8 +141,9 @@ def overview(request: HttpRequest) -> HttpResponse:
     gpus = [{"id": device, "holders": holders.pop(device, [])}
             for device in services.site_gpu_ids()]
     gpus += [{"id": device, "holders": held, "unknown": True} for device, held in holders.items()]
+    waiting = WaitingStart.objects.select_related("user", "profile")
     return render(request, "sessions/overview.html",
-                  {"servers": servers, "gpus": gpus, "hub_error": error})
+                  {"servers": servers, "gpus": gpus, "waiting": waiting, "hub_error": error})
 
 
 @staff_member_required
