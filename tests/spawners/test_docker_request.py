@@ -68,6 +68,8 @@ def test_a_cpu_profile_gets_limits_its_home_volume_and_no_gpu(request_for):
     assert env["CUDA_VISIBLE_DEVICES"] == "" and env["NVIDIA_VISIBLE_DEVICES"] == "void"
     assert env["ERUMLAB_URL"] == "http://web:8000" and env["ERUMLAB_API_TOKEN"] == "erl_x"
     assert request["image"] == "erumlab/singleuser:latest" and request["name"] == "jupyter-ada"
+    # The server loads the extension that reports busy kernels to the idle culler.
+    assert "--ServerApp.jpserver_extensions=erumlab.serverext=True" in request["command"]
 
 
 def test_a_gpu_profile_requests_exactly_the_allocated_devices(request_for):
