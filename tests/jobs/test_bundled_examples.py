@@ -1,0 +1,44 @@
+"""The bundled examples run as batch jobs, with small parameters, on a real worker, and
+feed the platform: the jet tagger publishes its float and fixed-point networks to the zoo
+and registers its jets in the catalogue, all with the job as their producer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+
+from erumlab.catalogue.models import Dataset
+from erumlab.jobs import services
+from erumlab.jobs.models import Job, Template
+from erumlab.zoo.models import ModelVersion
+from tests.jobs.conftest import wait_for_state
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def bundled(db):
+    services.templates_sync_bundled(folder=Path(django_settings.ERUMLAB_TEMPLATES_DIR))
+    return lambda slug: Template.objects.get(slug=slug, owner__isnull=True)
+
+
+def test_the_jet_tagger_job_publishes_both_networks_and_registers_its_jets(
+        live_server, user, bundled, start_worker, tmp_path):
+    start_worker(ERUMLAB_PORTAL_INTERNAL_URL=live_server.url,
+                 ERUMLAB_CACHE_DIR=str(tmp_path / "cache"))
+    job = services.job_submit(owner=user, template=bundled("jet-tagger"), parameters={
+        "jets_per_class": 30, "epochs": 2, "precisions": ["ap_fixed<8,3>"], "pruning_steps": 1,
+        "pruning_epochs": 1, "qat_epochs": 1, "use_hls4ml": False})
+    wait_for_state(job, *Job.TERMINAL, timeout=600)
+    assert job.state == Job.State.SUCCEEDED, job.message + job.log[-3000:]
+
+    for name in ("jet-tagger-float", "jet-tagger-ap-fixed-16-6"):
+        version = ModelVersion.objects.get(model__name=name)
+        assert version.produced_by == job and version.model.owner == user
+        assert {m.name for m in version.metrics.all()} >= {"accuracy"}
+        assert version.card.strip()
+    dataset = Dataset.objects.get(slug="jet-tagger-jets")
+    assert dataset.owner == user and dataset.versions.filter(produced_by=job).exists()
+    assert {"metrics.json", "roc.png"} <= {a.name for a in job.artifacts.all()}
