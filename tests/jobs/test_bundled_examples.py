@@ -1,6 +1,7 @@
 """The bundled examples run as batch jobs, with small parameters, on a real worker, and
 feed the platform: the jet tagger publishes its float and fixed-point networks to the zoo
-and registers its jets in the catalogue, all with the job as their producer."""
+and registers its jets, track seeding registers its events, each with the job as their
+producer."""
 
 from __future__ import annotations
 
@@ -42,3 +43,19 @@ def test_the_jet_tagger_job_publishes_both_networks_and_registers_its_jets(
     dataset = Dataset.objects.get(slug="jet-tagger-jets")
     assert dataset.owner == user and dataset.versions.filter(produced_by=job).exists()
     assert {"metrics.json", "roc.png"} <= {a.name for a in job.artifacts.all()}
+
+
+def test_the_track_seeding_job_registers_its_events_as_a_published_dataset(
+        live_server, user, bundled, start_worker, tmp_path):
+    start_worker(ERUMLAB_PORTAL_INTERNAL_URL=live_server.url,
+                 ERUMLAB_CACHE_DIR=str(tmp_path / "cache"))
+    job = services.job_submit(owner=user, template=bundled("tracking"), parameters={
+        "pileups": "0,10", "events": 2, "display_pileup": 10})
+    wait_for_state(job, *Job.TERMINAL, timeout=600)
+    assert job.state == Job.State.SUCCEEDED, job.message + job.log[-3000:]
+
+    dataset = Dataset.objects.get(owner=user, slug__startswith="tracking-events-")
+    version = dataset.versions.get(produced_by=job)
+    assert version.state == "published" and version.identifier
+    assert version.files.count() == 2  # one file of events per pileup
+    assert {"metrics.json", "event_display.png"} <= {a.name for a in job.artifacts.all()}
