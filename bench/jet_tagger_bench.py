@@ -96,18 +96,22 @@ def main() -> None:
     raw = np.tile(x_test, (repeat, 1)).astype(np.float32)
     standard = model.standardised(tagger, raw)
     plain = model.plain_sequential(tagger)
-    # Interleaved rounds, so that load from elsewhere on a shared machine hits both alike.
+    # Interleaved rounds, so that load from elsewhere on a shared machine hits both alike,
+    # on one thread: a 4k-parameter network gains nothing from two, and on a busy machine
+    # the threads' hand-offs vary the timings a hundredfold.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     rounds: dict[str, list[float]] = {"ours": [], "theirs": []}
     for _ in range(7):
         rounds["ours"].append(experiment.throughput(loaded, raw, repeats=1))
         rounds["theirs"].append(experiment.throughput(plain, standard, repeats=1))
+    torch.set_num_threads(threads)
     ours, theirs = (float(np.median(rounds[k])) for k in ("ours", "theirs"))
     ours_again = max(rounds["ours"])
     emulator = FixedPointMLP.from_torch(tagger.net, REFERENCE)
     emulated = experiment.emulation_throughput(emulator, standard[:20_000])
     print()
-    print(f"CPU inference, {len(raw)} jets in batches of 4096, torch threads "
-          f"{torch.get_num_threads()}:")
+    print(f"CPU inference, {len(raw)} jets in batches of 4096, one torch thread:")
     print(f"  erumlab.science (loaded from safetensors, standardisation inside): "
           f"{ours:,.0f} jets/s median of 7 interleaved rounds (best {ours_again:,.0f})")
     print(f"  plain torch.nn.Sequential on pre-standardised inputs:                {theirs:,.0f} "
