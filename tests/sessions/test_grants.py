@@ -158,3 +158,9 @@ def test_the_line_is_not_for_those_over_quota(user, gpus):
     Quota.objects.create(user=user, max_servers=1, max_gpus=0)
     with pytest.raises(services.SessionRefused, match="your quota allows 0"):
         services.session_wait(user=user, profile_slug="gpu")
+
+
+def test_an_administrator_stop_without_a_user_is_refused_by_name(client, admin_user):
+    client.force_login(admin_user)
+    page = client.post(reverse("sessions:stop_any"), {"user": " "}, follow=True)
+    assert "Name the user whose server to stop." in page.content.decode()

@@ -149,7 +149,10 @@ def overview(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 @require_POST
 def stop_any(request: HttpRequest) -> HttpResponse:
-    username = request.POST.get("user", "")
+    username = request.POST.get("user", "").strip()
+    if not username:
+        messages.error(request, "Name the user whose server to stop.")
+        return redirect("sessions:overview")
     try:
         HubClient.from_settings().stop_server(username)
     except HubUnavailable as exc:
