@@ -1,7 +1,7 @@
 """The bundled examples run as batch jobs, with small parameters, on a real worker, and
 feed the platform: the jet tagger publishes its float and fixed-point networks to the zoo
 and registers its jets, track seeding registers its events, each with the job as their
-producer."""
+producer; information field theory writes its report."""
 
 from __future__ import annotations
 
@@ -59,3 +59,16 @@ def test_the_track_seeding_job_registers_its_events_as_a_published_dataset(
     assert version.state == "published" and version.identifier
     assert version.files.count() == 2  # one file of events per pileup
     assert {"metrics.json", "event_display.png"} <= {a.name for a in job.artifacts.all()}
+
+
+def test_the_information_field_theory_job_shows_all_three_scenarios(
+        live_server, user, bundled, start_worker):
+    start_worker(ERUMLAB_PORTAL_INTERNAL_URL=live_server.url)
+    job = services.job_submit(owner=user, template=bundled("ift"), parameters={
+        "size_1d": 128, "size_2d": 32, "samples": 30, "spectrum_iterations": 3,
+        "spectrum_samples": 2, "spectrum_bins": 8, "poisson_size": 32, "poisson_samples": 4,
+        "mgvi_iterations": 1, "compare_nifty": False})
+    wait_for_state(job, *Job.TERMINAL, timeout=600)
+    assert job.state == Job.State.SUCCEEDED, job.message + job.log[-3000:]
+    assert {"wiener_1d.png", "wiener_2d.png", "power_spectrum.png", "spectrum_field.png",
+            "poisson.png", "metrics.json"} <= {a.name for a in job.artifacts.all()}
