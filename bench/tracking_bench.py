@@ -26,6 +26,8 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
+
 from erumlab.science.tracking import SeedingCuts, detector, parse_pileups, run_scan
 
 
@@ -72,6 +74,10 @@ def main() -> None:
     print("targets:")
     if ca_exp is not None:
         print(f"  CA time exponent vs hits {ca_exp:.2f} <= 1.15: {verdict(ca_exp <= 1.15)}")
+    doublet_exp = scan.doublet_exponent()
+    if doublet_exp is not None:
+        print(f"  (reported) CA time exponent vs its doublets {doublet_exp:.2f}; the doublets "
+              f"themselves grow as hits^{_doublets_vs_hits(scan):.2f}")
     print(f"  CA speed-up over triplets at pileup {top.pileup}: {speedup:.1f}x >= 5x: "
           f"{verdict(speedup >= 5)}")
     print(f"  efficiency (pT > 1 GeV, reconstructable) at pileup {top.pileup}: "
@@ -80,6 +86,11 @@ def main() -> None:
           f"rate {top.ca.duplicate_rate:.4f} (reported)")
     print(f"  identical seeds from both algorithms at every pileup: "
           f"{verdict(all(r.identical for r in scan.results))}")
+
+
+def _doublets_vs_hits(scan) -> float:  # noqa: ANN001
+    points = np.array([(r.hits, r.cells) for r in scan.results if r.pileup > 0 and r.cells > 0])
+    return float(np.polyfit(np.log(points[:, 0]), np.log(points[:, 1]), 1)[0])
 
 
 if __name__ == "__main__":

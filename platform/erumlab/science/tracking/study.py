@@ -83,6 +83,20 @@ class Scan:
         hits, times = np.array(points).T
         return float(np.polyfit(np.log(hits), np.log(times), 1)[0])
 
+    def doublet_exponent(self) -> float | None:
+        """Fitted a in CA time ~ doublets^a over the non-zero pileups.
+
+        The CA's own claim: its work grows with the compatible doublets (its
+        cells), not with hit combinations. How the doublets grow with the hits
+        is the detector's and the windows' business (see ``exponent``).
+        """
+        points = [(r.cells, r.ca_ms) for r in self.results
+                  if r.pileup > 0 and r.cells > 0 and r.ca_ms > 0]
+        if len(points) < 2:
+            return None
+        cells, times = np.array(points).T
+        return float(np.polyfit(np.log(cells), np.log(times), 1)[0])
+
     def at(self, pileup: int) -> PileupResult | None:
         return next((r for r in self.results if r.pileup == pileup), None)
 
@@ -95,6 +109,7 @@ class Scan:
             "ca_exponent": _round(self.exponent("ca")),
             "baseline_exponent": _round(self.exponent("baseline")),
             "gpu_exponent": _round(self.exponent("gpu")),
+            "ca_doublet_exponent": _round(self.doublet_exponent()),
             "highest_pileup": top.pileup if top else None,
             "speedup_at_highest_pileup": (round(top.baseline_ms / max(top.ca_ms, 1e-9), 3)
                                           if top else None),
