@@ -1,7 +1,8 @@
 """The bundled examples run as batch jobs, with small parameters, on a real worker, and
 feed the platform: the jet tagger publishes its float and fixed-point networks to the zoo
-and registers its jets, track seeding registers its events, each with the job as their
-producer; information field theory writes its report."""
+and registers its jets, the shower GAN publishes its generator and registers its showers,
+track seeding registers its events, each with the job as their producer; information field
+theory writes its report."""
 
 from __future__ import annotations
 
@@ -72,3 +73,21 @@ def test_the_information_field_theory_job_shows_all_three_scenarios(
     assert job.state == Job.State.SUCCEEDED, job.message + job.log[-3000:]
     assert {"wiener_1d.png", "wiener_2d.png", "power_spectrum.png", "spectrum_field.png",
             "poisson.png", "metrics.json"} <= {a.name for a in job.artifacts.all()}
+
+
+def test_the_shower_gan_job_publishes_its_generator_with_lineage_to_its_showers(
+        live_server, user, bundled, start_worker, tmp_path):
+    start_worker(ERUMLAB_PORTAL_INTERNAL_URL=live_server.url,
+                 ERUMLAB_CACHE_DIR=str(tmp_path / "cache"))
+    job = services.job_submit(owner=user, template=bundled("calo-wgan"), parameters={
+        "train_energies": "20,40", "held_out_energy": 30.0, "showers_per_energy": 24,
+        "iterations": 3, "batch_size": 16, "classifier_epochs": 2, "speed_showers": 8})
+    wait_for_state(job, *Job.TERMINAL, timeout=600)
+    assert job.state == Job.State.SUCCEEDED, job.message + job.log[-3000:]
+
+    version = ModelVersion.objects.get(model__name="calo-wgan")
+    assert version.produced_by == job and version.model.owner == user
+    assert version.card.strip() and version.metrics.exists()
+    showers = Dataset.objects.get(slug="calo-wgan-showers")
+    assert showers.versions.filter(produced_by=job).exists()
+    assert {"metrics.json", "speedup.png"} <= {a.name for a in job.artifacts.all()}

@@ -30,7 +30,8 @@ M = TypeVar("M", bound=type[nn.Module])
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {}
 # Modules whose import registers further architectures (examples, course models).
-PROVIDERS: list[str] = ["erumlab.science.ising", "erumlab.science.jets.model"]
+PROVIDERS: list[str] = ["erumlab.science.ising", "erumlab.science.jets.model",
+                        "erumlab.science.showers.model"]
 _loaded = False
 
 

@@ -1,0 +1,382 @@
+"""The conditional WGAN-GP of the reference: generator, critic, gradient penalty, training.
+
+Erdmann, Glombitza, Quast, "Precise simulation of electromagnetic calorimeter
+showers using a Wasserstein Generative Adversarial Network",
+Comput. Softw. Big Sci. 3 (2019) 4, arXiv:1807.01954: a generator maps a
+latent vector (10 numbers) and the conditions (primary energy, impact x and
+y) to the cell energies; a critic scores showers given the same conditions;
+trained as a Wasserstein GAN with gradient penalty (lambda = 5), nine critic
+updates per generator update, Adam with betas (0, 0.9).
+
+The generator works on showers in units of ``response * E`` (the mean visible
+energy of a shower of energy E), where all energies look alike, and scales
+back to MeV at its output, so ``forward`` returns cell energies in MeV and
+the zoo's model is usable as it is. Layer energies and lateral shapes come
+from separate heads (see ``ShowerGenerator``).
+
+    from erumlab.science.showers import model
+    generator, critic = model.build(geometry, response=2.6)
+    result = model.train(generator, critic, sample.cells, sample.energies, sample.positions,
+                         iterations=5000)
+    cells = model.generate(generator, [70.0] * 1000)      # (1000, 7, 12, 15) MeV
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn as tnn
+
+from erumlab.science import nn
+from erumlab.science.device import select_device
+from erumlab.science.showers.geometry import get
+
+ENERGY_SCALE_GEV = 100.0
+REFERENCE_RECIPE = {"latent_dim": 10, "gp_lambda": 5.0, "n_critic": 9, "betas": (0.0, 0.9)}
+
+
+def _mlp(widths: list[int], final: tnn.Module | None = None) -> tnn.Sequential:
+    stack: list[tnn.Module] = []
+    for index, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        stack.append(tnn.Linear(int(a), int(b)))
+        if index < len(widths) - 2:
+            stack.append(tnn.LeakyReLU(0.2))
+    if final is not None:
+        stack.append(final)
+    return tnn.Sequential(*stack)
+
+
+def conditions_tensor(energies_gev: torch.Tensor, positions_mm: torch.Tensor,
+                      position_scale_mm: float) -> torch.Tensor:
+    """The network's view of the conditions: E / 100 GeV, log E and positions in cells."""
+    e = energies_gev.reshape(-1, 1) / ENERGY_SCALE_GEV
+    return torch.cat([e, torch.log(e), positions_mm.reshape(-1, 2) / position_scale_mm], dim=1)
+
+
+@nn.register("calo-wgan-generator")
+class ShowerGenerator(tnn.Module):
+    """Latent vector + (E [GeV], x [mm], y [mm]) -> cell energies [MeV], (n, layers, rows, cols).
+
+    A shared trunk feeds two heads: one gives the energy of each layer
+    (softplus, in units of ``response * E``), the other each layer's lateral
+    shape (a softmax over the layer's cells). Splitting energy and shape, as
+    fast-simulation models commonly do, lets the generator set the
+    longitudinal fluctuations, which make the resolution and the layer
+    correlations, without fighting the noise of a thousand cells, and the
+    softmax spans the five decades of cell energies in a shower. Cells are
+    non-negative by construction and zero-suppressed like the simulation's
+    readout (below half a MIP).
+
+    ``response`` is the mean visible MeV per GeV of primary energy of the
+    training sample; ``position_scale_mm`` the cell size that positions are
+    measured in. ``forward(latent, conditions)`` takes the raw conditions.
+    """
+
+    def __init__(self, *, geometry: str = "hgcal-7x12x15", latent_dim: int = 10,
+                 hidden: list[int] | None = None, response: float = 2.6,
+                 position_scale_mm: float = 10.0) -> None:
+        super().__init__()
+        geo = get(geometry)
+        self.geometry_name = geo.name
+        self.shape = geo.shape
+        self.latent_dim = int(latent_dim)
+        self.response = float(response)
+        self.position_scale_mm = float(position_scale_mm)
+        self.threshold_mev = float(geo.threshold_mev)
+        if self.latent_dim < 1 or self.response <= 0:
+            raise ValueError("latent_dim must be positive and response > 0")
+        widths = [self.latent_dim + 4, *(hidden or [128, 512])]
+        self.trunk = tnn.Sequential(_mlp(widths), tnn.LeakyReLU(0.2))
+        self.layer_head = tnn.Linear(widths[-1], geo.layers)
+        self.cell_head = tnn.Linear(widths[-1], geo.cells)
+
+    @torch.no_grad()
+    def initialise_output(self, mean_cells: torch.Tensor) -> None:
+        """Start from the mean training shower: head biases give its layer energies and shapes.
+
+        With random heads the first hundreds of iterations would only learn
+        the overall scale and the shower's core; starting at the mean spares them.
+        """
+        layers, rows, cols = self.shape
+        mean = mean_cells.reshape(layers, rows * cols).double().clamp_min(0)
+        layer_energy = mean.sum(dim=1).clamp_min(1e-6)
+        fractions = mean / layer_energy[:, None]
+        for head in (self.layer_head, self.cell_head):
+            head.weight.mul_(0.1)
+        # softplus^-1(y) = log(expm1(y))
+        self.layer_head.bias.copy_(torch.log(torch.expm1(layer_energy)).float())
+        self.cell_head.bias.copy_(torch.log(fractions.clamp_min(1e-7)).reshape(-1).float())
+
+    def normalised(self, latent: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+        """Cells in units of response * E, flattened: what the critic sees."""
+        layers, rows, cols = self.shape
+        cond = conditions_tensor(conditions[:, 0], conditions[:, 1:3], self.position_scale_mm)
+        h = self.trunk(torch.cat([latent, cond], dim=1))
+        energy = tnn.functional.softplus(self.layer_head(h))
+        shape = torch.softmax(self.cell_head(h).reshape(-1, layers, rows * cols), dim=2)
+        cells = (shape * energy[:, :, None]).reshape(len(h), -1)
+        # The readout's zero suppression, in units of response * E. Straight through: the
+        # forward pass suppresses, the gradient passes as if it did not, so the critic can
+        # still pull cells below the threshold up (a hard mask would freeze them at zero).
+        threshold = self.threshold_mev / (conditions[:, :1] * self.response)
+        return cells + (cells * (cells >= threshold) - cells).detach()
+
+    def forward(self, latent: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+        scale = conditions[:, :1] * self.response
+        return (self.normalised(latent, conditions) * scale).reshape(-1, *self.shape)
+
+
+class ShowerCritic(tnn.Module):
+    """Scores normalised showers given their conditions (higher: more like simulated ones).
+
+    Besides the cells it is given the layer sums and the total, the
+    quantities whose energy dependence the generator must get right, so it
+    need not learn to add up cells before it can judge them.
+    """
+
+    def __init__(self, geometry: str = "hgcal-7x12x15", hidden: list[int] | None = None,
+                 position_scale_mm: float = 10.0) -> None:
+        super().__init__()
+        geo = get(geometry)
+        self.layers = geo.layers
+        self.position_scale_mm = float(position_scale_mm)
+        self.net = _mlp([geo.cells + geo.layers + 1 + 4, *(hidden or [256, 256]), 1])
+
+    def forward(self, cells: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+        layer_sums = cells.reshape(len(cells), self.layers, -1).sum(dim=2)
+        total = layer_sums.sum(dim=1, keepdim=True)
+        cond = conditions_tensor(conditions[:, 0], conditions[:, 1:3], self.position_scale_mm)
+        return self.net(torch.cat([cells, 5.0 * layer_sums, 5.0 * (total - 1.0), cond], dim=1))
+
+
+def build(geometry: str = "hgcal-7x12x15", *, response: float, latent_dim: int = 10,
+          generator_hidden: list[int] | None = None, critic_hidden: list[int] | None = None,
+          position_scale_mm: float | None = None, seed: int = 0
+          ) -> tuple[ShowerGenerator, ShowerCritic]:
+    """A fresh generator and critic for ``geometry`` (positions in units of its cell size)."""
+    torch.manual_seed(seed)
+    scale = float(position_scale_mm or get(geometry).cell_mm)
+    generator = ShowerGenerator(geometry=get(geometry).name, latent_dim=latent_dim,
+                                hidden=generator_hidden, response=response,
+                                position_scale_mm=scale)
+    return generator, ShowerCritic(get(geometry).name, critic_hidden, scale)
+
+
+def gradient_penalty(critic: tnn.Module, real: torch.Tensor, fake: torch.Tensor,
+                     conditions: torch.Tensor) -> torch.Tensor:
+    """E[(||grad_x critic(x)||_2 - 1)^2] at random points between real and generated showers.
+
+    The penalty of Gulrajani et al. (arXiv:1704.00028) that keeps the critic
+    1-Lipschitz, which the Wasserstein distance estimate needs.
+    """
+    alpha = torch.rand(len(real), 1, device=real.device)
+    mixed = (alpha * real + (1.0 - alpha) * fake).requires_grad_(True)
+    score = critic(mixed, conditions)
+    (grad,) = torch.autograd.grad(score.sum(), mixed, create_graph=True)
+    return ((grad.norm(2, dim=1) - 1.0) ** 2).mean()
+
+
+@dataclass
+class TrainingResult:
+    iterations: int
+    seconds: float
+    device: str
+    critic_loss: list[float] = field(default_factory=list)
+    generator_loss: list[float] = field(default_factory=list)
+    wasserstein: list[float] = field(default_factory=list)
+    resumed_from: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def training_tensors(cells: np.ndarray, energies_gev: np.ndarray, positions_mm: np.ndarray,
+                     response: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(normalised flattened cells, raw conditions) as float32 tensors."""
+    energies = np.asarray(energies_gev, dtype=np.float64)
+    flat = np.asarray(cells, dtype=np.float64).reshape(len(energies), -1)
+    normalised = flat / (energies[:, None] * response)
+    conditions = np.column_stack([energies, np.asarray(positions_mm, dtype=np.float64)])
+    return (torch.as_tensor(normalised, dtype=torch.float32),
+            torch.as_tensor(conditions, dtype=torch.float32))
+
+
+def response_of(cells: np.ndarray, energies_gev: np.ndarray) -> float:
+    """Mean visible MeV per GeV of primary energy."""
+    return float(np.mean(np.asarray(cells).reshape(len(energies_gev), -1).sum(1)
+                         / np.asarray(energies_gev)))
+
+
+def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
+          energies_gev: np.ndarray, positions_mm: np.ndarray, *, iterations: int = 2000,
+          batch_size: int = 256, n_critic: int = 9, learning_rate: float = 2e-4,
+          gp_lambda: float = 5.0, device: str = "auto", seed: int = 0,
+          checkpoint: Path | None = None, checkpoint_every: int = 200, progress: bool = True,
+          log_every: int = 10) -> TrainingResult:
+    """Train for ``iterations`` generator updates, each after ``n_critic`` critic updates.
+
+    The recipe of the reference: Wasserstein loss with gradient penalty
+    ``gp_lambda``, Adam with betas (0, 0.9). With ``checkpoint`` the state
+    (both networks, both optimisers, the iteration) is saved there every
+    ``checkpoint_every`` iterations and training resumes from it when the
+    file exists, so a job killed at its wall-time limit loses little.
+    """
+    from tqdm import tqdm
+
+    torch.manual_seed(seed)
+    target = select_device(device)
+    generator.to(target).train()
+    critic.to(target).train()
+    real_all, cond_all = training_tensors(cells, energies_gev, positions_mm, generator.response)
+    real_all, cond_all = real_all.to(target), cond_all.to(target)
+    g_opt = torch.optim.Adam(generator.parameters(), lr=learning_rate, betas=(0.0, 0.9))
+    c_opt = torch.optim.Adam(critic.parameters(), lr=learning_rate, betas=(0.0, 0.9))
+    result = TrainingResult(iterations=int(iterations), seconds=0.0, device=str(target))
+    start = 0
+    if checkpoint is not None and Path(checkpoint).is_file():
+        state = torch.load(Path(checkpoint), map_location=target, weights_only=True)
+        generator.load_state_dict(state["generator"])
+        critic.load_state_dict(state["critic"])
+        g_opt.load_state_dict(state["generator_optimiser"])
+        c_opt.load_state_dict(state["critic_optimiser"])
+        start = result.resumed_from = int(state["iteration"])
+    else:
+        generator.initialise_output(real_all.mean(dim=0))
+    # Offset by the resumed iteration, so that a resumed run does not replay the same batches.
+    generator_rng = torch.Generator(device="cpu").manual_seed(seed + start)
+    torch.manual_seed(seed + start)
+    n = len(real_all)
+    batch = min(int(batch_size), n)
+    started = time.perf_counter()
+    bar = tqdm(range(start, int(iterations)), initial=start, total=int(iterations),
+               disable=not progress, mininterval=10.0, desc="WGAN-GP")
+    for iteration in bar:
+        for _ in range(n_critic):
+            index = torch.randint(n, (batch,), generator=generator_rng).to(target)
+            real, cond = real_all[index], cond_all[index]
+            latent = torch.randn(batch, generator.latent_dim, device=target)
+            with torch.no_grad():
+                fake = generator.normalised(latent, cond)
+            real_score, fake_score = critic(real, cond).mean(), critic(fake, cond).mean()
+            penalty = gradient_penalty(critic, real, fake, cond)
+            c_loss = fake_score - real_score + gp_lambda * penalty
+            c_opt.zero_grad(set_to_none=True)
+            c_loss.backward()
+            c_opt.step()
+        index = torch.randint(n, (batch,), generator=generator_rng).to(target)
+        cond = cond_all[index]
+        latent = torch.randn(batch, generator.latent_dim, device=target)
+        g_loss = -critic(generator.normalised(latent, cond), cond).mean()
+        g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        g_opt.step()
+        if iteration % log_every == 0 or iteration == iterations - 1:
+            distance = float((real_score - fake_score).detach())
+            result.critic_loss.append(float(c_loss.detach()))
+            result.generator_loss.append(float(g_loss.detach()))
+            result.wasserstein.append(distance)
+            bar.set_postfix(W=f"{distance:.3f}", refresh=False)
+        if checkpoint is not None and ((iteration + 1) % checkpoint_every == 0
+                                       or iteration + 1 == iterations):
+            save_checkpoint(Path(checkpoint), generator, critic, g_opt, c_opt, iteration + 1)
+    bar.close()
+    result.seconds = time.perf_counter() - started
+    generator.eval()
+    critic.eval()
+    return result
+
+
+def save_checkpoint(path: Path, generator: tnn.Module, critic: tnn.Module,
+                    g_opt: torch.optim.Optimizer, c_opt: torch.optim.Optimizer,
+                    iteration: int) -> None:
+    """Written to a temporary name and renamed, so a kill mid-write leaves the old one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save({"generator": generator.state_dict(), "critic": critic.state_dict(),
+                "generator_optimiser": g_opt.state_dict(), "critic_optimiser": c_opt.state_dict(),
+                "iteration": int(iteration)}, temporary)
+    temporary.replace(path)
+
+
+@torch.no_grad()
+def generate(model: ShowerGenerator, energies: np.ndarray | list[float] | float,
+             positions: np.ndarray | None = None, *, count: int | None = None,
+             seed: int | None = None, batch_size: int = 8192,
+             device: str | torch.device | None = None) -> np.ndarray:
+    """Showers from a generator: (n, layers, rows, cols) cell energies in MeV, as NumPy.
+
+    ``energies`` in GeV, one per shower (or a single energy with ``count``);
+    ``positions`` (n, 2) impact points in mm (default: the axis). Works on a
+    model from the zoo as it is: ``generate(models.load("calo-wgan"), [70] * 1000)``.
+    """
+    energies = np.asarray(energies, dtype=np.float32).reshape(-1)
+    if count is not None:
+        if len(energies) != 1:
+            raise ValueError("count goes with a single energy")
+        energies = np.repeat(energies, int(count))
+    if positions is None:
+        positions = np.zeros((len(energies), 2), dtype=np.float32)
+    positions = np.asarray(positions, dtype=np.float32).reshape(len(energies), 2)
+    target = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    rng = torch.Generator(device=target)
+    if seed is not None:
+        rng.manual_seed(int(seed))
+    else:
+        rng.seed()
+    out = np.empty((len(energies), *model.shape), dtype=np.float32)
+    for begin in range(0, len(energies), batch_size):
+        end = min(begin + batch_size, len(energies))
+        cond = torch.as_tensor(np.column_stack([energies[begin:end], positions[begin:end]]),
+                               device=target)
+        latent = torch.randn(end - begin, model.latent_dim, device=target, generator=rng)
+        out[begin:end] = model(latent, cond).float().cpu().numpy()
+    model.train(was_training)
+    return out
+
+
+def signature(generator: ShowerGenerator) -> dict[str, Any]:
+    """The zoo signature: latent vector and conditions in, cell energies out."""
+    layers, rows, cols = generator.shape
+    return {"inputs": [
+        {"name": "latent", "shape": [None, generator.latent_dim], "dtype": "float32", "unit": "",
+         "description": "standard normal latent vector"},
+        {"name": "conditions", "shape": [None, 3], "dtype": "float32", "unit": "GeV, mm, mm",
+         "description": "primary electron energy [GeV] and impact point x, y [mm]"}],
+        "outputs": [{"name": "cells", "shape": [None, layers, rows, cols], "dtype": "float32",
+                     "unit": "MeV", "description": "visible energy per cell (layer, row, column)"}]}
+
+
+def parameter_budget(generator: ShowerGenerator) -> float:
+    """Multiply-accumulates per generated shower (what sets the generation speed)."""
+    return float(sum(m.in_features * m.out_features for m in generator.modules()
+                     if isinstance(m, tnn.Linear)))
+
+
+
+def save(generator: ShowerGenerator, path: Path) -> Path:
+    """The generator as safetensors, its architecture and config in the header (as in the zoo)."""
+    from erumlab.science import modelio
+
+    return modelio.save_weights(generator, Path(path))
+
+
+def load(path: Path, device: str = "cpu") -> ShowerGenerator:
+    """A generator saved by ``save`` (or downloaded from the zoo), rebuilt from its header."""
+    from safetensors import safe_open
+
+    from erumlab.science import modelio
+
+    with safe_open(str(path), framework="pt") as handle:
+        header = handle.metadata() or {}
+    if header.get("erumlab.architecture") != "calo-wgan-generator":
+        raise ValueError(f"{path}: not a calo-wgan-generator file")
+    return modelio.load_weights(Path(path), "calo-wgan-generator",
+                                json.loads(header["erumlab.config"]), device=device)

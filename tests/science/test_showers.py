@@ -1,0 +1,222 @@
+"""erumlab.science.showers: the cascade's physics, the WGAN-GP, the metrics and the template."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from erumlab.science import modelio
+from erumlab.science import nn as architectures
+from erumlab.science.showers import metrics, model, reference, simulation
+from erumlab.science.showers.geometry import GEOMETRIES, get
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "notebooks_templates" / "calo-wgan.ipynb"
+
+
+# The detailed simulation --------------------------------------------------------------------
+
+
+def test_every_mev_is_booked_and_visible_energy_is_a_small_positive_fraction():
+    sample = simulation.simulate("hgcal-7x12x15", [20.0] * 20 + [60.0] * 10, seed=3)
+    booked = sample.layer_total.sum(axis=1) + sample.leakage
+    np.testing.assert_allclose(booked, 1000.0 * sample.energies, rtol=1e-9)
+    visible = sample.cells.sum(axis=(1, 2, 3))
+    assert np.all(sample.cells >= 0)
+    assert np.all(visible > 0) and np.all(visible < sample.layer_total.sum(axis=1))
+    fraction = visible / (1000.0 * sample.energies)
+    # Crossings of the silicon planes see a fraction of the order of the MIP sampling fraction.
+    sf = get("hgcal-7x12x15").sampling_fraction
+    assert 0.3 * sf < fraction.mean() < 1.2 * sf
+    # A 20 X0 calorimeter contains 20 GeV showers up to a few per cent.
+    assert sample.leakage[:20].mean() < 0.05 * 20000
+
+
+def test_mean_shower_maximum_agrees_with_grindhammer_peters_at_50_gev():
+    fine = GEOMETRIES["fine-24x20x20"]
+    sample = simulation.simulate(fine, [50.0] * 60, seed=5)
+    assert sample.leakage.mean() < 0.02 * 50000  # 30 X0: contained
+    centres = fine.layer_depths_x0 - 0.5 * fine.absorber_x0
+    found = reference.gamma_maximum_from_moments(centres, sample.layer_total.mean(axis=0))
+    expected = reference.shower_maximum(50000.0, fine.material.critical_energy)
+    assert abs(found / expected - 1.0) < 0.10, (found, expected)
+    # and the whole mean profile follows the GFlash gamma shape
+    profile = sample.layer_total.mean(axis=0) / 50000.0 / fine.absorber_x0
+    gflash = reference.mean_profile(centres, 50000.0, fine.material.critical_energy, fine.material.z)
+    assert np.max(np.abs(profile - gflash)) < 0.3 * gflash.max()
+
+
+def test_resolution_scales_like_one_over_sqrt_e_and_cost_grows_with_energy():
+    low = simulation.simulate("hgcal-7x12x15", [10.0] * 150, seed=7)
+    high = simulation.simulate("hgcal-7x12x15", [80.0] * 150, seed=8)
+    resolution = [metrics.energy_summary(s.cells, "hgcal-7x12x15")["resolution"] for s in (low, high)]
+    ratio = resolution[0] / resolution[1]
+    assert 2.0 < ratio < 3.8, ratio  # sqrt(8) = 2.83
+    assert 0.1 < resolution[0] * np.sqrt(10.0) < 0.6  # a stochastic term typical of Si sampling
+    steps_ratio = high.steps.mean() / low.steps.mean()
+    assert 4.0 < steps_ratio < 10.0, steps_ratio  # ~ linear in E, like a full simulation
+
+
+def test_showers_are_reproducible_whatever_the_thread_count():
+    import numba
+
+    one = simulation.simulate("hgcal-7x12x15", [30.0] * 6, seed=11, threads=1)
+    many = simulation.simulate("hgcal-7x12x15", [30.0] * 6, seed=11,
+                               threads=numba.config.NUMBA_NUM_THREADS)
+    np.testing.assert_array_equal(one.cells, many.cells)
+    other = simulation.simulate("hgcal-7x12x15", [30.0] * 6, seed=12)
+    assert not np.array_equal(one.cells, other.cells)
+
+
+def test_impact_position_moves_the_shower_and_the_sample_round_trips(tmp_path):
+    positions = np.array([[0.0, 0.0], [30.0, -20.0]])
+    sample = simulation.simulate("hgcal-7x12x15", [40.0, 40.0], positions, seed=2)
+    found = metrics.observables(sample.cells, "hgcal-7x12x15")
+    assert abs(found["cog_x"][0, 2]) < 5 and abs(found["cog_x"][1, 2] - 30.0) < 5
+    assert abs(found["cog_y"][1, 2] + 20.0) < 5
+    path = sample.save(tmp_path / "s.npz")
+    again = simulation.ShowerSample.load(path)
+    np.testing.assert_array_equal(again.cells, sample.cells)
+    assert again.geometry == "hgcal-7x12x15"
+
+
+# The WGAN-GP ---------------------------------------------------------------------------------
+
+
+class _LinearCritic(torch.nn.Module):
+    def __init__(self, weights: torch.Tensor) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(weights)
+
+    def forward(self, cells: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+        return cells @ self.w
+
+
+def test_gradient_penalty_of_a_linear_critic_is_its_norm_minus_one_squared():
+    weights = torch.tensor([3.0, 4.0])  # norm 5
+    penalty = model.gradient_penalty(_LinearCritic(weights), torch.randn(16, 2), torch.randn(16, 2),
+                                     torch.zeros(16, 3))
+    assert float(penalty.detach()) == pytest.approx(16.0)
+    unit = model.gradient_penalty(_LinearCritic(torch.tensor([0.6, 0.8])), torch.randn(8, 2),
+                                  torch.randn(8, 2), torch.zeros(8, 3))
+    assert float(unit.detach()) == pytest.approx(0.0, abs=1e-10)
+
+
+@pytest.fixture(scope="module")
+def tiny_sample():
+    rng = np.random.default_rng(0)
+    energies = np.repeat([20.0, 50.0], 16)
+    return simulation.simulate("hgcal-7x12x15", energies, rng.uniform(-10, 10, (32, 2)), seed=1)
+
+
+def test_training_steps_change_the_networks_and_checkpoints_resume(tiny_sample, tmp_path):
+    response = model.response_of(tiny_sample.cells, tiny_sample.energies)
+    generator, critic = model.build("hgcal-7x12x15", response=response, seed=0)
+    before_g = [p.detach().clone() for p in generator.parameters()]
+    before_c = [p.detach().clone() for p in critic.parameters()]
+    checkpoint = tmp_path / "ck.pt"
+    result = model.train(generator, critic, tiny_sample.cells, tiny_sample.energies,
+                         tiny_sample.positions, iterations=2, batch_size=8, n_critic=2,
+                         device="cpu", checkpoint=checkpoint, progress=False, log_every=1)
+    assert len(result.critic_loss) == 2
+    assert all(np.isfinite(result.critic_loss)) and all(np.isfinite(result.generator_loss))
+    assert any(not torch.equal(a, b) for a, b in zip(before_g, generator.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(before_c, critic.parameters(), strict=True))
+    assert checkpoint.is_file()
+    resumed = model.train(generator, critic, tiny_sample.cells, tiny_sample.energies,
+                          tiny_sample.positions, iterations=3, batch_size=8, n_critic=1,
+                          device="cpu", checkpoint=checkpoint, progress=False)
+    assert resumed.resumed_from == 2
+
+
+def test_generation_shapes_non_negativity_and_zoo_round_trip(tmp_path):
+    generator, _ = model.build("hgcal-7x12x15", response=2.6, seed=0)
+    showers = model.generate(generator, [20.0, 50.0, 90.0], np.zeros((3, 2)), seed=1)
+    assert showers.shape == (3, 7, 12, 15) and showers.dtype == np.float32
+    assert np.all(showers >= 0)
+    assert model.generate(generator, [70.0], count=5, seed=0).shape == (5, 7, 12, 15)
+    np.testing.assert_array_equal(model.generate(generator, [70.0], count=4, seed=3),
+                                  model.generate(generator, [70.0], count=4, seed=3))
+    # the zoo stores architecture name, config and safetensors weights
+    name, config = architectures.architecture_of(generator)
+    assert name == "calo-wgan-generator" and "calo-wgan-generator" in architectures.names()
+    path = tmp_path / "g.safetensors"
+    modelio.save_weights(generator, path)
+    rebuilt = modelio.load_weights(path, name, config)
+    np.testing.assert_allclose(model.generate(rebuilt, [70.0], count=4, seed=3),
+                               model.generate(generator, [70.0], count=4, seed=3), rtol=1e-6)
+    fine, _ = model.build("fine-24x20x20", response=2.0, seed=0)
+    assert model.generate(fine, [30.0], count=2).shape == (2, 24, 20, 20)
+    checked = modelio.dry_run_torch(generator, modelio.parse_signature(model.signature(generator)))
+    assert checked.outputs[0].shape == [None, 7, 12, 15]
+
+
+# Metrics -------------------------------------------------------------------------------------
+
+
+def test_roc_auc_on_hand_made_scores():
+    labels = np.array([0, 0, 1, 1])
+    assert metrics.roc_auc(labels, np.array([0.1, 0.2, 0.3, 0.4])) == 1.0
+    assert metrics.roc_auc(labels, np.array([0.4, 0.3, 0.2, 0.1])) == 0.0
+    assert metrics.roc_auc(labels, np.array([0.5, 0.5, 0.5, 0.5])) == 0.5
+    assert metrics.roc_auc(labels, np.array([0.1, 0.3, 0.2, 0.4])) == 0.75
+
+
+def test_classifier_auc_is_one_half_for_identical_and_one_for_disjoint_samples():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(600, 8)).astype(np.float32)
+    b = rng.normal(size=(600, 8)).astype(np.float32)
+    same = metrics.classifier_auc(a, b, epochs=4, hidden=64, seed=0)["auc"]
+    assert abs(same - 0.5) < 0.08, same
+    apart = metrics.classifier_auc(a, b + 3.0, epochs=4, hidden=64, seed=0)["auc"]
+    assert apart > 0.98, apart
+
+
+def test_shower_maximum_comparison_and_verdicts_on_hand_made_showers():
+    depths = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    profile = -(depths - 3.3) ** 2 + 10.0  # a parabola peaking at 3.3
+    assert metrics.shower_maximum(profile, depths) == pytest.approx(3.3)
+    rng = np.random.default_rng(0)
+    cells = rng.exponential(1.0, size=(200, 7, 12, 15)).astype(np.float32)
+    same = metrics.compare(cells, cells, "hgcal-7x12x15")
+    assert same["mean_energy_rel"] == 0 and same["resolution_rel"] == 0
+    assert same["layer_correlation_max_abs"] == 0 and same["occupancy_rel"] == 0
+    doubled = metrics.compare(cells, 2 * cells, "hgcal-7x12x15")
+    assert doubled["mean_energy_rel"] == pytest.approx(1.0)
+    assert doubled["resolution_rel"] == pytest.approx(0.0, abs=1e-9)
+    verdict = metrics.fidelity_verdict({"classifier_auc": 0.7, "mean_energy_rel": -0.01,
+                                        "resolution_rel": 0.2, "shower_max_rel": 0.04})
+    assert verdict == {"classifier_auc": True, "mean_energy_rel": True, "resolution_rel": False,
+                       "shower_max_rel": True}
+
+
+# The template -------------------------------------------------------------------------------
+
+
+def test_template_runs_with_tiny_parameters(tmp_path, monkeypatch):
+    import papermill
+
+    monkeypatch.setenv("ERUMLAB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("ERUMLAB_URL", raising=False)
+    monkeypatch.delenv("ERUMLAB_API_TOKEN", raising=False)
+    papermill.execute_notebook(
+        str(TEMPLATE), str(tmp_path / "out.ipynb"), cwd=str(tmp_path), kernel_name="python3",
+        parameters={"train_energies": "20,40", "held_out_energy": 30.0, "showers_per_energy": 24,
+                    "iterations": 3, "batch_size": 16, "classifier_epochs": 2,
+                    "speed_showers": 8}, progress_bar=False)
+    result = json.loads((tmp_path / "metrics.json").read_text())
+    expected = {"training.png", "energy_response.png", "profiles_held_out.png",
+                "correlations_held_out.png", "mean_showers_held_out.png", "speedup.png"}
+    assert expected <= set(result["figures"])
+    for name in result["figures"]:
+        assert (tmp_path / name).stat().st_size > 1000
+    assert [r["energy_gev"] for r in result["per_energy"]] == [20.0, 30.0, 40.0]
+    assert result["fidelity_held_out"]["energy_gev"] == 30.0
+    assert 0.0 <= result["fidelity_held_out"]["classifier_auc"] <= 1.0
+    assert [r["energy_gev"] for r in result["speedup"]] == [20.0, 50.0, 90.0]
+    assert all(r["speedup_cpu"] > 0 for r in result["speedup"])
+    assert result["data"]["showers"] == 72 and result["published"] == {}
+    assert list((tmp_path / "cache" / "showers").glob("showers-hgcal-7x12x15-*.npz"))
