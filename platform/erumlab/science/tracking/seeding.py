@@ -245,13 +245,15 @@ def _grow(buffer: np.ndarray, used: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def _ca_kernel(x, y, z, r, phi, layer, layer_start, nbins, bin_offset, bin_start, radius, material,
-               dphi, params):  # noqa: ANN001, ANN202 (numba kernel)
+def _build_cells(z, r, phi, layer_start, nbins, bin_offset, bin_start, radius, dphi,
+                 z0_max):  # noqa: ANN001, ANN202 (numba kernel)
+    """Every doublet between adjacent layers, found once: (inner, outer, count, out_start).
+
+    Inner hits are visited in sorted order, so the cells leaving a hit are
+    contiguous and ``out_start`` indexes them (CSR).
+    """
     n_layers = radius.shape[0]
-    n_hits = x.shape[0]
-    z0_max = params[P_Z0]
-    # 1. Cells: every doublet between adjacent layers, found once. Inner hits are visited in
-    #    sorted order, so the cells leaving a hit are contiguous.
+    n_hits = z.shape[0]
     cell_in = np.empty(max(n_hits, 16), np.int64)
     cell_out = np.empty(max(n_hits, 16), np.int64)
     n_cells = 0
@@ -277,6 +279,18 @@ def _ca_kernel(x, y, z, r, phi, layer, layer_start, nbins, bin_offset, bin_start
     last_inner = layer_start[n_layers - 1]
     for a in range(last_inner, n_hits + 1):
         out_start[a] = n_cells
+    return cell_in, cell_out, n_cells, out_start
+
+
+@njit(cache=True)
+def _ca_kernel(x, y, z, r, phi, layer, layer_start, nbins, bin_offset, bin_start, radius, material,
+               dphi, params):  # noqa: ANN001, ANN202 (numba kernel)
+    n_layers = radius.shape[0]
+    n_hits = x.shape[0]
+    z0_max = params[P_Z0]
+    # 1. Cells: every doublet between adjacent layers, found once.
+    cell_in, cell_out, n_cells, out_start = _build_cells(
+        z, r, phi, layer_start, nbins, bin_offset, bin_start, radius, dphi, z0_max)
     # 2. Neighbours: cells sharing a hit whose triplet passes the cuts. The cells leaving each
     #    hit are sorted by the z of their outer hit, so an inner cell looks only at those
     #    inside its r-z alignment window (binary search), not at every cell leaving the hit.
@@ -618,32 +632,11 @@ def triplet_baseline(index: HitIndex) -> Seeds:
 
 def doublets(index: HitIndex) -> np.ndarray:
     """All cells (inner, outer) as the CA builds them, in event hit indices (for tests/plots)."""
-    cells = _cells_only(*_arguments(index))
-    return index.original[cells] if len(cells) else cells.reshape(0, 2)
-
-
-@njit(cache=True)
-def _cells_only(x, y, z, r, phi, layer, layer_start, nbins, bin_offset, bin_start, radius, material,
-                dphi, params):  # noqa: ANN001, ANN202
-    z0_max = params[P_Z0]
-    out = np.empty((16, 2), np.int64)
-    n = 0
-    for lay in range(radius.shape[0] - 1):
-        for a in range(layer_start[lay], layer_start[lay + 1]):
-            zlo, zhi = _z_range_out(z[a], r[a], radius[lay + 1], z0_max)
-            first, count = _bins(lay + 1, phi[a], dphi[lay], nbins)
-            for k in range(count):
-                lo, hi = _bin_slice(lay + 1, first + k, nbins, bin_offset, bin_start)
-                j = lo + np.searchsorted(z[lo:hi], zlo)
-                while j < hi and z[j] <= zhi:
-                    if _doublet_ok(a, j, r, z, phi, dphi[lay], z0_max):
-                        if n == out.shape[0]:
-                            out = _grow(out, n)
-                        out[n, 0] = a
-                        out[n, 1] = j
-                        n += 1
-                    j += 1
-    return out[:n]
+    cell_in, cell_out, n_cells, _ = _build_cells(
+        index.z, index.r, index.phi, index.layer_start, index.nbins, index.bin_offset,
+        index.bin_start, index.radius, index.dphi, index.params[P_Z0])
+    cells = np.stack([cell_in[:n_cells], cell_out[:n_cells]], axis=1)
+    return index.original[cells] if n_cells else cells.reshape(0, 2)
 
 
 def warm_up(det: Detector, cuts: SeedingCuts) -> None:
