@@ -239,8 +239,10 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
     c_opt = torch.optim.Adam(critic.parameters(), lr=learning_rate, betas=(0.0, 0.9))
     result = TrainingResult(iterations=int(iterations), seconds=0.0, device=str(target))
     start = 0
-    if checkpoint is not None and Path(checkpoint).is_file():
-        state = torch.load(Path(checkpoint), map_location=target, weights_only=True)
+    saved = Path(checkpoint) if checkpoint is not None else None
+    if saved is not None and saved.is_file():
+        # Tensors and plain containers only: a checkpoint file is never unpickled.
+        state = torch.load(saved, map_location=target, weights_only=True)
         generator.load_state_dict(state["generator"])
         critic.load_state_dict(state["critic"])
         g_opt.load_state_dict(state["generator_optimiser"])
