@@ -110,7 +110,9 @@ def test_the_hub_itself_refuses_a_start_over_quota(hub, user):
     # Straight to the hub, past the portal's own form: the hub asks the portal anyway.
     Quota.objects.create(user=user, max_servers=1, max_gpus=0)
     with pytest.raises(SpawnFailed, match="your quota allows 0"):
-        hub.start_server(user.username, profile="gpu")
+        # Waits for the hub's answer however long the portal takes (its first request
+        # imports every view): this is about who refuses, not how fast.
+        hub.start_server(user.username, profile="gpu", answer_within=60)
     assert not Grant.objects.filter(user=user).exists()
     assert hub.server_status(user.username).state in ("stopped", "absent")
 

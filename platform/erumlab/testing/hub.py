@@ -8,6 +8,8 @@ configuration from them, exactly as ``erumlab hub`` does.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,11 +61,26 @@ class TestHub:
         self.runs += 1
         self.folder.mkdir(parents=True, exist_ok=True)
         env = {**hub_environment(), **self.env}
-        with running(hub_argv(), env=env, log=self.log) as process:
-            # The proxy answers 404 until the hub has registered its routes.
-            wait_for_http(f"{self.api_url}/", timeout=timeout, process=process, log=self.log,
-                          status=200)
-            yield process
+        try:
+            with running(hub_argv(), env=env, log=self.log) as process:
+                # The proxy answers 404 until the hub has registered its routes.
+                wait_for_http(f"{self.api_url}/", timeout=timeout, process=process,
+                              log=self.log, status=200)
+                yield process
+        finally:
+            self._stop_orphaned_proxy()
+
+    def _stop_orphaned_proxy(self) -> None:
+        """The hub starts its proxy in a session of its own and stops it on a clean exit
+        only; a hub killed early (a failing test) would leave it running."""
+        pid_file = Path(self.env["ERUMLAB_HUB_DATA_DIR"]) / "proxy.pid"
+        try:
+            pid = int(pid_file.read_text().strip())
+            # Only that proxy: the pid may have been reused since.
+            if b"configurable-http-proxy" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError):
+            pass  # no pid file, or the proxy is gone already
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log.read_text()[-chars:] if self.log.exists() else ""
