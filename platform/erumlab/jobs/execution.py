@@ -25,6 +25,24 @@ from papermill.engines import NBClientEngine, NotebookExecutionManager, papermil
 from papermill.exceptions import PapermillExecutionError
 
 ENGINE_NAME = "erumlab"
+# What a kernel may see of the worker's environment: nothing secret.
+KERNEL_ENV_ALLOWED = (
+    "PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "VIRTUAL_ENV", "TMPDIR",
+    "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "SSL_CERT_FILE",
+)
+
+
+def base_kernel_env(home: Path) -> dict[str, str]:
+    """The allowed part of this process's environment, this Python first on PATH, HOME set."""
+    import os
+    import sys
+
+    env = {name: os.environ[name] for name in KERNEL_ENV_ALLOWED if name in os.environ}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    home.mkdir(parents=True, exist_ok=True)
+    env.update(HOME=str(home), PYTHONUNBUFFERED="1")
+    return env
 
 
 class Observer(Protocol):
@@ -163,7 +181,7 @@ class ErumlabEngine(NBClientEngine):
 
         client = _Client(
             manager, kernel_name=kernel_name, startup_timeout=kwargs.get("start_timeout", 60),
-            timeout=None, log_output=False,
+            timeout=None, log_output=False, allow_errors=kwargs.get("allow_errors", False),
         )
         return client.execute(**client_kwargs)
 
@@ -173,11 +191,16 @@ papermill_engines.register(ENGINE_NAME, ErumlabEngine)
 
 def run_notebook(*, notebook: nbformat.NotebookNode, parameters: dict[str, Any], workdir: Path,
                  output_path: Path, kernel_env: dict[str, str], observer: Observer,
-                 wall_time_limit: float, kernel_name: str = "python3") -> RunResult:
+                 wall_time_limit: float, kernel_name: str = "python3",
+                 allow_errors: bool = False) -> RunResult:
     """Execute ``notebook`` with ``parameters`` in ``workdir``; the output goes to ``output_path``.
 
     ``kernel_env`` is the kernel's whole environment (nothing is inherited, so
     the worker's secrets stay out of user code).
+
+    ``allow_errors``: run every cell even after one fails (grading: each test
+    cell counts on its own); the outcome is then "succeeded" once all cells
+    ran, and the errors stay in the cells' outputs. No parameters are injected.
 
     Never raises for what the notebook does: a failing cell, a cancellation and
     the wall-time limit all come back as a RunResult, with the output notebook
@@ -192,11 +215,15 @@ def run_notebook(*, notebook: nbformat.NotebookNode, parameters: dict[str, Any],
     watcher.start()
     error = None
     try:
-        papermill.execute_notebook(
-            str(input_path), str(output_path), parameters=parameters,
-            engine_name=ENGINE_NAME, kernel_name=kernel_name, progress_bar=False,
-            watch=watch, kernel_env=kernel_env, kernel_cwd=str(workdir),
-        )
+        if allow_errors:
+            _run_all_cells(notebook, output_path, kernel_name=kernel_name, watch=watch,
+                           kernel_env=kernel_env, kernel_cwd=str(workdir))
+        else:
+            papermill.execute_notebook(
+                str(input_path), str(output_path), parameters=parameters,
+                engine_name=ENGINE_NAME, kernel_name=kernel_name, progress_bar=False,
+                watch=watch, kernel_env=kernel_env, kernel_cwd=str(workdir),
+            )
         outcome = "succeeded"
     except PapermillExecutionError as exc:
         outcome = "failed"
@@ -228,6 +255,21 @@ def run_notebook(*, notebook: nbformat.NotebookNode, parameters: dict[str, Any],
     }.get(outcome, outcome)
     return RunResult(outcome=outcome, wall_seconds=wall, peak_memory_bytes=watch.peak_memory,
                      error=error, message=message)
+
+
+def _run_all_cells(notebook: nbformat.NotebookNode, output_path: Path, *, kernel_name: str,
+                   watch: _Watch, kernel_env: dict[str, str], kernel_cwd: str) -> None:
+    """Every cell, errors or not, through the same engine (papermill would stop at the first)."""
+    notebook = nbformat.from_dict(notebook)
+    notebook.metadata.setdefault("papermill", {})
+    try:
+        executed = ErumlabEngine.execute_notebook(
+            notebook, kernel_name, output_path=str(output_path), watch=watch,
+            kernel_env=kernel_env, kernel_cwd=kernel_cwd, allow_errors=True)
+    finally:
+        if not output_path.exists():  # the manager saves as it goes; make sure there is one
+            nbformat.write(notebook, output_path)
+    nbformat.write(executed, output_path)
 
 
 def _failure_message(error: dict[str, Any] | None) -> str:

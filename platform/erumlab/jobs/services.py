@@ -14,7 +14,6 @@ import logging
 import mimetypes
 import os
 import shutil
-import sys
 import threading
 import time
 import uuid
@@ -42,12 +41,6 @@ log = logging.getLogger(__name__)
 
 QUEUES = ("default", "gpu")
 LOG_LIMIT = 1_000_000  # characters of log kept in the database
-# What a job's kernel may see of the worker's environment: nothing secret.
-KERNEL_ENV_ALLOWED = (
-    "PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "VIRTUAL_ENV", "TMPDIR",
-    "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "SSL_CERT_FILE",
-)
 
 
 class Claim:
@@ -390,12 +383,10 @@ class _JobObserver:
 
 
 def _kernel_env(job: Job, token: str, home: Path) -> dict[str, str]:
-    env = {name: os.environ[name] for name in KERNEL_ENV_ALLOWED if name in os.environ}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    home.mkdir(parents=True, exist_ok=True)
+    from erumlab.jobs.execution import base_kernel_env
+
+    env = base_kernel_env(home)
     env.update(
-        HOME=str(home),
-        PYTHONUNBUFFERED="1",
         ERUMLAB_URL=settings.ERUMLAB_PORTAL_INTERNAL_URL,
         ERUMLAB_API_TOKEN=token,
         ERUMLAB_JOB_ID=str(job.pk),
