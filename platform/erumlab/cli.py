@@ -177,6 +177,7 @@ def cmd_init(args: argparse.Namespace | None = None) -> int:
     call_command("ensure_admin")
     call_command("ensure_hub_client")
     call_command("sync_templates")
+    call_command("install_courses")
     call_command("sync_models")  # after the templates: a bundled model names its fine-tune job
     return 0
 

@@ -4,6 +4,7 @@ from rest_framework.routers import DefaultRouter
 
 from erumlab.api import views
 from erumlab.catalogue.api import DatasetViewSet, UploadViewSet
+from erumlab.courses.api import SubmissionViewSet
 from erumlab.jobs.api import JobViewSet, TemplateViewSet
 from erumlab.sessions import api as sessions
 from erumlab.zoo.api import ConversionViewSet, ModelViewSet, TryRunViewSet
@@ -18,6 +19,7 @@ router.register("uploads", UploadViewSet, basename="upload")
 router.register("models", ModelViewSet, basename="model")
 router.register("conversions", ConversionViewSet, basename="conversion")
 router.register("try-runs", TryRunViewSet, basename="try-run")
+router.register("course-submissions", SubmissionViewSet, basename="course-submission")
 
 app_name = "api"
 

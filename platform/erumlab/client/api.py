@@ -94,5 +94,32 @@ class Client:
         """The caller's profile and collaborations."""
         return self.request("GET", "me/")
 
+    def submit_exercise(self, path: str | Path, *, wait: bool = False,
+                        timeout: float = 900) -> dict[str, Any]:
+        """Hand in a course exercise notebook (save it first); returns the submission.
+
+        The notebook says which lecture it belongs to (the portal put that in
+        when it copied it to you). ``wait=True`` waits for the grader's result.
+        """
+        import json
+        import time
+
+        notebook = Path(path)
+        content = notebook.read_text(encoding="utf-8")
+        release = json.loads(content).get("metadata", {}).get("erumlab", {}).get("release")
+        if release is None:
+            raise ClientConfigError(
+                f"{notebook} does not say which lecture it belongs to; open the lecture from "
+                f"the portal's Courses page and submit the notebook it copies for you.")
+        submission = self.request("POST", "course-submissions/",
+                                  json={"release": release, "notebook": content})
+        deadline = time.monotonic() + timeout
+        while wait and submission["state"] in ("queued", "grading"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"submission {submission['id']} not graded within {timeout} s")
+            time.sleep(2)
+            submission = self.request("GET", f"course-submissions/{submission['id']}/")
+        return submission
+
     def collaborations(self) -> list[dict[str, Any]]:
         return self.request("GET", "collaborations/")["results"]

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "erumlab.jobs",
     "erumlab.catalogue",
     "erumlab.zoo",
+    "erumlab.courses",
     "erumlab.api",
 ]
 
@@ -307,6 +308,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env.int("ERUMLAB_JOB_RECONCILE_SECONDS", 30, minimum=1)),
         "options": {"queue": "default", "expires": 25},
     },
+    "reconcile-submissions": {
+        "task": "erumlab.courses.reconcile",
+        "schedule": float(env.int("ERUMLAB_JOB_RECONCILE_SECONDS", 30, minimum=1)),
+        "options": {"queue": "default", "expires": 25},
+    },
     "reconcile-sessions": {
         "task": "erumlab.sessions.reconcile",
         "schedule": float(env.int("ERUMLAB_SESSION_RECONCILE_SECONDS", 60, minimum=1)),
@@ -353,6 +359,11 @@ ERUMLAB_MODEL_MAX_BYTES = env.int("ERUMLAB_MODEL_MAX_MB", 2000, minimum=1) * 1_0
 ERUMLAB_TEMPLATES_DIR = env.str(
     "ERUMLAB_TEMPLATES_DIR", str(PACKAGE_DIR.parent.parent / "notebooks_templates")
 )
+# Courses: the material installed by `erumlab manage install_courses` (and `erumlab up`),
+# and the grader's limits.
+ERUMLAB_COURSES_DIR = env.str("ERUMLAB_COURSES_DIR", str(PACKAGE_DIR.parent.parent / "courses"))
+ERUMLAB_GRADING_TIME_LIMIT = env.int("ERUMLAB_GRADING_TIME_LIMIT", 600, minimum=1)
+ERUMLAB_GRADING_QUEUE = env.str("ERUMLAB_GRADING_QUEUE", "default")
 
 LOGGING = {
     "version": 1,

@@ -9,6 +9,7 @@ urlpatterns = [
     path("jobs/", include("erumlab.jobs.urls")),
     path("datasets/", include("erumlab.catalogue.urls")),
     path("models/", include("erumlab.zoo.urls")),
+    path("courses/", include("erumlab.courses.urls")),
     path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
     path("api/", include("erumlab.api.urls")),
     path("admin/", admin.site.urls),

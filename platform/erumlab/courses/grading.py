@@ -58,8 +58,10 @@ class _Quiet:
 
     def __init__(self, observer: Any | None) -> None:
         self.observer = observer
+        self.last_started: int | None = None  # the cell running when a run is cut short
 
     def cell_started(self, index: int, total: int, description: str) -> None:
+        self.last_started = index
         if self.observer is not None:
             self.observer.cell_started(index, total, description)
 
@@ -121,8 +123,9 @@ def grade(*, instructor: NotebookNode, released: NotebookNode, submitted: Notebo
         env = dict(kernel_env)
         env.setdefault("HOME", str(folder / "home"))
         Path(env["HOME"]).mkdir(parents=True, exist_ok=True)
+        quiet = _Quiet(observer)
         result = run_notebook(notebook=notebook, parameters={}, workdir=work, output_path=output,
-                              kernel_env=env, observer=_Quiet(observer),
+                              kernel_env=env, observer=quiet,
                               wall_time_limit=time_limit, allow_errors=True)
         executed = nbformat.read(output, as_version=4) if output.exists() else notebook
     finally:
@@ -142,7 +145,9 @@ def grade(*, instructor: NotebookNode, released: NotebookNode, submitted: Notebo
     if result.outcome == "succeeded":
         outcome, message, stopped = "graded", "", None
     else:
-        stopped = material.first_unrun(executed)
+        # The cell that was running when the kernel stopped (the guard cell was first).
+        stopped = (quiet.last_started - 1 if quiet.last_started
+                   else material.first_unrun(executed))
         where = _where(executed, stopped)
         if result.outcome == "timeout":
             outcome = "timeout"

@@ -376,7 +376,8 @@ def score(executed: NotebookNode, tests: list[Test], *, stopped_at: int | None =
                                       f"not run: {stop_reason}" if stop_reason else "not run"))
         elif errors:
             error = errors[0]
-            message = f"{error.get('ename', 'Error')}: {error.get('evalue', '')}".strip()
+            value = str(error.get("evalue", "")).strip()
+            message = f"{error.get('ename', 'Error')}: {value}" if value else error.get("ename", "Error")
             results.append(TestResult(test.grade_id, 0.0, test.points, False, message[:500]))
         elif not ran:
             results.append(TestResult(test.grade_id, 0.0, test.points, False, "not run"))
@@ -386,7 +387,7 @@ def score(executed: NotebookNode, tests: list[Test], *, stopped_at: int | None =
 
 
 def first_unrun(executed: NotebookNode) -> int | None:
-    """Index of the first code cell that did not finish (no execution count)."""
+    """Index of the first code cell that did not run (no execution count)."""
     for index, cell in enumerate(executed.cells):
         if cell.cell_type == "code" and source(cell).strip() and cell.get("execution_count") is None:
             return index

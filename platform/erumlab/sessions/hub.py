@@ -119,6 +119,51 @@ class HubClient:
         response.raise_for_status()
         return json.dumps(response.json()["content"])
 
+    def _contents_url(self, user: str, path: str, server_url: str) -> str:
+        return f"{server_url.rstrip('/')}/user/{quote(user)}/api/contents/{quote(path)}"
+
+    def _contents(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        try:
+            response = self._session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.RequestException as exc:
+            raise HubUnavailable(f"Your notebook server is not reachable: {exc}") from exc
+        if response.status_code in (302, 401, 403, 503) or response.status_code >= 500:
+            raise HubUnavailable(
+                f"Your notebook server is not running or refused the request "
+                f"({response.status_code}); start it from Notebooks and try again."
+            )
+        return response
+
+    def put_file(self, *, user: str, path: str, text: str, server_url: str,
+                 overwrite: bool = True) -> bool:
+        """Write a file (a notebook if it ends in .ipynb) into the user's running server.
+
+        Parent folders are created. With ``overwrite=False`` an existing file is
+        left alone (the user's own work). Returns whether it was written.
+        """
+        clean = path.strip().strip("/")
+        if not clean or ".." in clean.split("/"):
+            raise ValueError(f"not a path inside the home folder: {path!r}")
+        url = self._contents_url(user, clean, server_url)
+        if not overwrite:
+            found = self._contents("GET", url, params={"content": 0})
+            if found.status_code == 200:
+                return False
+        parts = clean.split("/")
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            existing = self._contents("GET", self._contents_url(user, folder, server_url),
+                                      params={"content": 0})
+            if existing.status_code == 404:
+                self._contents("PUT", self._contents_url(user, folder, server_url),
+                               json={"type": "directory"}).raise_for_status()
+        if clean.endswith(".ipynb"):
+            model = {"type": "notebook", "format": "json", "content": json.loads(text)}
+        else:
+            model = {"type": "file", "format": "text", "content": text}
+        self._contents("PUT", url, json=model).raise_for_status()
+        return True
+
     def start_server(self, name: str, *, profile: str, answer_within: float = 1.5) -> str:
         """Ask the hub to start the user's server with a profile: "started" or "pending".
 

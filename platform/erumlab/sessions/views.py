@@ -14,6 +14,36 @@ from erumlab.sessions import services
 from erumlab.sessions.hub import HubClient, HubUnavailable, SpawnFailed
 from erumlab.sessions.models import Grant, WaitingStart
 
+# Where the browser goes once the server is ready, if not JupyterLab's start page:
+# set by pages that start the server on the user's behalf (a portal path only).
+AFTER_START = "sessions_after_start"
+
+
+def start_for(request: HttpRequest, *, then: str) -> str:
+    """Start the user's server with their default profile, then continue at ``then``.
+
+    Returns where to send the browser: ``then`` if the server is up already,
+    else the Notebooks page, which follows the start and goes on to ``then``
+    (with the reason as a message when it cannot start).
+    """
+    if not then.startswith("/") or then.startswith("//"):
+        raise ValueError("then must be a path on the portal")
+    from django.urls import reverse
+
+    try:
+        profile = services.session_check(user=request.user)
+        answer = HubClient.from_settings().start_server(request.user.username,
+                                                        profile=profile.slug)
+    except (services.SessionRefused, SpawnFailed, HubUnavailable) as exc:
+        messages.error(request, f"Could not start your notebook server: {exc}")
+        return reverse("sessions:notebooks")
+    if answer == "started":
+        return then
+    request.session[AFTER_START] = then
+    messages.info(request, f"Starting your notebook server ({profile.name}); you will be "
+                           f"taken on once it is ready.")
+    return reverse("sessions:notebooks")
+
 
 def _status_context(request: HttpRequest, *, was_starting: bool = False) -> dict:
     try:
@@ -61,7 +91,8 @@ def status(request: HttpRequest) -> HttpResponse:
     context = _status_context(request, was_starting=was_starting)
     response = render(request, "sessions/_status.html", context)
     if was_starting and context["status"] is not None and context["status"].running:
-        response["HX-Redirect"] = context["lab_url"]
+        # A page that started the server for something (open a lecture) continues there.
+        response["HX-Redirect"] = request.session.pop(AFTER_START, "") or context["lab_url"]
     return response
 
 
