@@ -28,7 +28,7 @@ ENV_EXAMPLE = ROOT / ".env.example"
 SCHEMA = Path(__file__).with_name("compose-spec.json")
 
 PORTAL_DOCKERFILE = "docker/Dockerfile"
-PORTAL_SERVICES = {"web", "worker", "worker-gpu", "beat"}
+PORTAL_SERVICES = {"web", "worker", "worker-gpu", "beat", "grader"}
 # Secrets compose must refuse to start without (the ${VAR:?message} form).
 REQUIRED_SECRETS = {
     "POSTGRES_PASSWORD",
@@ -289,6 +289,20 @@ def queues(service: dict) -> list[str]:
 
 def test_cpu_worker_consumes_the_default_queue():
     assert queues(compose()["services"]["worker"]) == ["default"]
+
+
+def test_the_grader_consumes_the_grading_queue_on_a_network_without_a_way_out():
+    document = compose()
+    service = document["services"]["grader"]
+    assert queues(service) == ["grading"]
+    assert environment(service)["ERUMLAB_GRADING_QUEUE"] == "grading"
+    # Only networks marked internal: students' code reaches the database and Redis, nothing else.
+    for network in service["networks"]:
+        assert document["networks"][network].get("internal") is True, network
+    for needed in ("postgres", "redis"):
+        assert set(service["networks"]) & set(document["services"][needed]["networks"]), needed
+    # The portal sends submissions to the queue the grader consumes.
+    assert environment(document["services"]["web"])["ERUMLAB_GRADING_QUEUE"] == "grading"
 
 
 def test_gpu_worker_consumes_the_gpu_queue_and_reserves_nvidia_gpus():

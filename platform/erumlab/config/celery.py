@@ -1,4 +1,8 @@
-"""The Celery application: Redis broker, JSON only, queues ``default`` and ``gpu``."""
+"""The Celery application: Redis broker, JSON only, queues ``default``, ``gpu`` and ``grading``.
+
+``grading`` is used when ERUMLAB_GRADING_QUEUE names it (a grader worker apart from
+the rest, as in docker-compose.yml); by default submissions are graded on ``default``.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "erumlab.config.settings")
 
-QUEUES = ("default", "gpu")
+QUEUES = ("default", "gpu", "grading")
 
 
 app = Celery("erumlab")

@@ -92,13 +92,16 @@ def status(request: HttpRequest) -> HttpResponse:
     response = render(request, "sessions/_status.html", context)
     if was_starting and context["status"] is not None and context["status"].running:
         # A page that started the server for something (open a lecture) continues there.
-        response["HX-Redirect"] = request.session.pop(AFTER_START, "") or context["lab_url"]
+        # Kept, not popped: a poll already in flight gets the same answer, so a second
+        # redirect cannot cut the first one short. A start from this page clears it.
+        response["HX-Redirect"] = request.session.get(AFTER_START) or context["lab_url"]
     return response
 
 
 @login_required
 @require_POST
 def start(request: HttpRequest) -> HttpResponse:
+    request.session.pop(AFTER_START, None)  # a start from here lands in JupyterLab
     try:
         profile = services.session_check(user=request.user,
                                          profile_slug=request.POST.get("profile", ""))
@@ -121,6 +124,7 @@ def start(request: HttpRequest) -> HttpResponse:
 @require_POST
 def wait(request: HttpRequest) -> HttpResponse:
     """Join the line for a GPU profile: the server starts as soon as GPUs free up."""
+    request.session.pop(AFTER_START, None)
     try:
         entry = services.session_wait(user=request.user,
                                       profile_slug=request.POST.get("profile", ""))
