@@ -17,8 +17,12 @@ import copy
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from nbformat import NotebookNode
@@ -62,7 +66,8 @@ def _helpers(lecture: material.LectureSpec) -> dict[str, bytes]:
 
 
 def run_plain(notebook: NotebookNode, folder: Path, *, time_limit: float,
-              files: dict[str, bytes]) -> tuple[str, dict | None, float]:
+              files: dict[str, bytes],
+              extra_env: dict[str, str] | None = None) -> tuple[str, dict | None, float]:
     """Execute a notebook as a student would (stops at the first error)."""
     from erumlab.jobs.execution import run_notebook
 
@@ -71,7 +76,8 @@ def run_plain(notebook: NotebookNode, folder: Path, *, time_limit: float,
     for name, content in files.items():
         (work / name).write_bytes(content)
     result = run_notebook(notebook=notebook, parameters={}, workdir=work,
-                          output_path=folder / "out.ipynb", kernel_env=_env(folder),
+                          output_path=folder / "out.ipynb",
+                          kernel_env={**_env(folder), **(extra_env or {})},
                           observer=_NoObserver(), wall_time_limit=time_limit)
     return result.outcome, result.error, result.wall_seconds
 
@@ -90,7 +96,7 @@ class _NoObserver:
 
 
 def check_lecture(lecture: material.LectureSpec, *, time_limit: float = 600,
-                  lectures: bool = True) -> LectureCheck:
+                  lectures: bool = True, parallel: bool = False) -> LectureCheck:
     report = LectureCheck(lecture.number, lecture.slug)
     files = _helpers(lecture)
     exercise_path = lecture.path(lecture.exercise)
@@ -102,20 +108,33 @@ def check_lecture(lecture: material.LectureSpec, *, time_limit: float = 600,
         return report
     with tempfile.TemporaryDirectory(prefix="erumlab-check-") as tmp:
         root = Path(tmp)
+        # The runs are independent kernels: side by side they take about as long as the
+        # longest, not the sum (each kernel then gets one thread, as on a shared grader).
+        runs: dict[str, Callable[[], Any]] = {}
+        threads = {"OMP_NUM_THREADS": "1"} if parallel else {}
         if lectures:
             for name in lecture.notebooks:
-                if name == lecture.exercise:
-                    continue
-                notebook = nbformat.read(lecture.path(name), as_version=4)
-                outcome, error, seconds = run_plain(notebook, root / name, time_limit=time_limit,
-                                                    files=files)
-                report.seconds[name] = seconds
-                if outcome != "succeeded":
-                    report.problems.append(f"{name}: {outcome}: {_describe(error)}")
-        graded = grading.grade(instructor=instructor, released=released,
-                               submitted=solved(instructor, released), time_limit=time_limit,
-                               kernel_env=_env(root / "grade"), workdir=root / "grade",
-                               files=files)
+                if name != lecture.exercise:
+                    notebook = nbformat.read(lecture.path(name), as_version=4)
+                    runs[name] = partial(run_plain, notebook, root / name, time_limit=time_limit,
+                                         files=files, extra_env=threads)
+        runs["grade"] = partial(
+            grading.grade, instructor=instructor, released=released,
+            submitted=solved(instructor, released), time_limit=time_limit,
+            kernel_env={**_env(root / "grade"), **threads}, workdir=root / "grade", files=files)
+        runs["student"] = partial(run_plain, released, root / "student", time_limit=time_limit,
+                                  files=files, extra_env=threads)
+        with ThreadPoolExecutor(max_workers=len(runs) if parallel else 1) as pool:
+            futures = {key: pool.submit(run) for key, run in runs.items()}
+            results = {key: future.result() for key, future in futures.items()}
+        for name, result in results.items():
+            if name in ("grade", "student"):
+                continue
+            outcome, error, seconds = result
+            report.seconds[name] = seconds
+            if outcome != "succeeded":
+                report.problems.append(f"{name}: {outcome}: {_describe(error)}")
+        graded = results["grade"]
         report.seconds["exercise (solutions, graded)"] = graded.wall_seconds
         report.points = (graded.score, graded.max_score)
         if graded.outcome != "graded":
@@ -125,8 +144,7 @@ def check_lecture(lecture: material.LectureSpec, *, time_limit: float = 600,
         for result in graded.results:
             if not result.passed:
                 report.problems.append(f"solutions fail test {result.grade_id!r}: {result.message}")
-        outcome, error, seconds = run_plain(released, root / "student", time_limit=time_limit,
-                                            files=files)
+        outcome, error, seconds = results["student"]
         report.seconds["student version (to first exercise)"] = seconds
         problem = student_version_problem(released, outcome, error)
         if problem:
@@ -167,13 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-limit", type=float, default=600, help="seconds per notebook")
     parser.add_argument("--exercises-only", action="store_true",
                         help="skip the lecture notebooks")
+    parser.add_argument("--parallel", action="store_true",
+                        help="run a lecture's notebooks side by side, one thread each")
     args = parser.parse_args(argv)
     path = args.path.resolve()
     try:
         if (path / "course.json").is_file():
             course, only = material.load_course(path), None
         else:
-            course, only = material.load_course(path.parent), path.name
+            course, only = material.load_course(path.parent, only=path.name), path.name
     except material.MaterialError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -185,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     for lecture in chosen:
         started = time.monotonic()
         report = check_lecture(lecture, time_limit=args.time_limit,
-                               lectures=not args.exercises_only)
+                               lectures=not args.exercises_only, parallel=args.parallel)
         status = "ok" if report.ok else "FAILED"
         print(f"lecture {report.number:2d} {report.slug}: {status} "
               f"({report.points[0]:g}/{report.points[1]:g} points, "
