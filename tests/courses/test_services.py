@@ -140,6 +140,17 @@ def test_enrolment_code_and_invitations(world, settings):
         services.invite(offering=offering, actor=a["tutor"], emails="x@example.org")
 
 
+def test_the_enrolment_link_joins_as_student(world, client):
+    offering = world["A"]["offering"]
+    newcomer = UserFactory()
+    client.force_login(newcomer)
+    link = f"/courses/join/{offering.enrolment_code}/"
+    assert offering.course.title in client.get(link).content.decode()
+    assert client.post(link).status_code == 302
+    assert selectors.role_in(offering, newcomer) == Role.STUDENT
+    assert client.get("/courses/join/NOSUCH/").status_code == 404
+
+
 def test_releases_and_their_dates(world, course):
     a = world["A"]
     with pytest.raises(ValidationError, match="already released"):

@@ -7,6 +7,7 @@ app_name = "courses"
 urlpatterns = [
     path("", views.my_courses, name="mine"),
     path("invitations/<str:token>/", views.invitation, name="invitation"),
+    path("join/<str:code>/", views.join_link, name="join"),
     path("<int:offering_id>/", views.offering_detail, name="offering"),
     path("<int:offering_id>/release/", views.release_create, name="release_create"),
     path("<int:offering_id>/members/", views.members, name="members"),

@@ -85,6 +85,24 @@ def my_courses(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+def join_link(request: HttpRequest, code: str) -> HttpResponse:
+    """The enrolment link an instructor shares: the code in the URL, one click to join."""
+    offering = Offering.objects.select_related("course").filter(
+        enrolment_code=code.strip().upper()).first()
+    if offering is None:
+        raise Http404("No course has this enrolment link.")
+    if request.method == "POST":
+        try:
+            member = services.enrol_with_code(user=request.user, code=code)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+            return redirect("courses:mine")
+        messages.success(request, f"You joined {member.offering}.")
+        return redirect("courses:offering", member.offering.pk)
+    return render(request, "courses/join.html", {"offering": offering})
+
+
+@login_required
 def invitation(request: HttpRequest, token: str) -> HttpResponse:
     if request.method == "POST":
         try:
