@@ -99,3 +99,18 @@ def file_response(request: HttpRequest, record: StoredFile) -> HttpResponse:
                                      content_type=record.media_type, headers=headers)
     response["Content-Length"] = str(length)
     return response
+
+
+# A notebook rendered to HTML is whatever its code printed: no scripts, nothing
+# from elsewhere, shown only inside a sandboxed frame of our own pages.
+RENDERED_NOTEBOOK_CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+                         "font-src data:; frame-ancestors 'self'; sandbox")
+
+
+def rendered_notebook_response(storage_key: str) -> HttpResponse:
+    """A stored notebook rendering, under a policy that lets nothing in it run or load."""
+    with default_storage.open(storage_key) as handle:
+        response = HttpResponse(handle.read(), content_type="text/html; charset=utf-8")
+    response["Content-Security-Policy"] = RENDERED_NOTEBOOK_CSP
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

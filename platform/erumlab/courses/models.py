@@ -238,7 +238,9 @@ class Submission(models.Model):
         return str(self.id)[:8]
 
     def current_override(self) -> ScoreOverride | None:
-        return self.overrides.order_by("-created_at", "-pk").first()
+        # .all() uses a prefetch when the caller made one (gradebook): newest first by Meta.
+        overrides = list(self.overrides.all())
+        return overrides[0] if overrides else None
 
     @property
     def effective_score(self) -> float | None:

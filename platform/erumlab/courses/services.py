@@ -34,6 +34,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from erumlab.accounts.models import User
+from erumlab.core.dispatch import resend_lost
 from erumlab.courses import material, selectors
 from erumlab.courses.models import (
     Course,
@@ -580,25 +581,9 @@ def submissions_reconcile() -> ReconcileReport:
             submission.save(update_fields=["state"])
             _dispatch(submission)
             report.requeued_lost.append(str(pk))
-    redispatch_before = now - timedelta(seconds=settings.ERUMLAB_JOB_REDISPATCH_AFTER)
-    queued = list(Submission.objects.filter(state=Submission.State.QUEUED).values_list(
-        "pk", "dispatch_token", "dispatched_at")[:1000])
-    try:
-        markers = cache.get_many([_marker(pk) for pk, _, _ in queued])
-    except Exception:
-        log.warning("reconcile: Redis unreachable, queued submissions not checked", exc_info=True)
-        return report
-    for pk, token, dispatched_at in queued:
-        lost = markers.get(_marker(pk)) != token
-        overdue = dispatched_at is None or dispatched_at < redispatch_before
-        if not (lost or overdue):
-            continue
-        with transaction.atomic():
-            submission = Submission.objects.select_for_update().get(pk=pk)
-            if submission.state != Submission.State.QUEUED or submission.dispatch_token != token:
-                continue
-            _dispatch(submission)
-            report.redispatched.append(str(pk))
+    report.redispatched = resend_lost(
+        Submission, queued=Submission.State.QUEUED, marker=_marker, dispatch=_dispatch,
+        overdue_after=timedelta(seconds=settings.ERUMLAB_JOB_REDISPATCH_AFTER))
     return report
 
 

@@ -4,7 +4,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.files.storage import default_storage
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -13,6 +12,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
 from erumlab.accounts.models import User
+from erumlab.core.downloads import rendered_notebook_response
 from erumlab.core.errors import add_to_form
 from erumlab.courses import selectors, services
 from erumlab.courses.forms import (
@@ -26,11 +26,6 @@ from erumlab.courses.forms import (
     UploadForm,
 )
 from erumlab.courses.models import Invitation, Offering, Release, Role, Submission
-
-# The graded notebook is what the student's code printed: shown only in a
-# sandboxed frame of our own pages, with nothing loaded from elsewhere.
-OUTPUT_CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; "
-              "frame-ancestors 'self'; sandbox")
 
 
 def _offering_or_404(request: HttpRequest, offering_id: int) -> tuple[Offering, str]:
@@ -375,11 +370,7 @@ def submission_html(request: HttpRequest, submission_id) -> HttpResponse:  # noq
         raise Http404("Only the offering's teachers see the graded notebook.")
     if not submission.graded_html:
         raise Http404("This submission has not been graded yet.")
-    with default_storage.open(submission.graded_html) as handle:
-        response = HttpResponse(handle.read(), content_type="text/html; charset=utf-8")
-    response["Content-Security-Policy"] = OUTPUT_CSP
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return rendered_notebook_response(submission.graded_html)
 
 
 @login_required

@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from erumlab.accounts.models import ApiToken, Collaboration, Membership, User
 from erumlab.accounts.services import api_token_issue, api_token_revoke
+from erumlab.core.dispatch import resend_lost
 from erumlab.jobs import parameters as params
 from erumlab.jobs.models import Artifact, Job, Template
 from erumlab.jobs.selectors import jobs_manageable_by
@@ -548,23 +549,7 @@ def jobs_reconcile() -> ReconcileReport:
             _append_log(job, f"[erumlab] worker {job.worker or '?'} lost; job requeued\n")
             _dispatch(job)
             report.requeued_lost.append(str(job.pk))
-    redispatch_before = now - timedelta(seconds=settings.ERUMLAB_JOB_REDISPATCH_AFTER)
-    queued = list(Job.objects.filter(state=Job.State.QUEUED).values_list(
-        "pk", "dispatch_token", "dispatched_at")[:1000])
-    try:
-        markers = cache.get_many([_marker(pk) for pk, _, _ in queued])
-    except Exception:
-        log.warning("reconcile: Redis unreachable, queued jobs not checked", exc_info=True)
-        return report
-    for pk, token, dispatched_at in queued:
-        lost = markers.get(_marker(pk)) != token
-        overdue = dispatched_at is None or dispatched_at < redispatch_before
-        if not (lost or overdue):
-            continue
-        with transaction.atomic():
-            job = Job.objects.select_for_update().get(pk=pk)
-            if job.state != Job.State.QUEUED or job.dispatch_token != token:
-                continue
-            _dispatch(job)
-            report.redispatched.append(str(job.pk))
+    report.redispatched = resend_lost(
+        Job, queued=Job.State.QUEUED, marker=_marker, dispatch=_dispatch,
+        overdue_after=timedelta(seconds=settings.ERUMLAB_JOB_REDISPATCH_AFTER))
     return report

@@ -15,17 +15,13 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
 from erumlab.accounts.selectors import collaborations_of
+from erumlab.core.downloads import rendered_notebook_response
 from erumlab.core.errors import add_to_form
 from erumlab.jobs import selectors, services
 from erumlab.jobs.downloads import artifact_response, output_notebook_response
 from erumlab.jobs.forms import JobFilterForm, JobForm, TemplateFromServerForm, TemplateUploadForm
 from erumlab.jobs.models import Job
 from erumlab.jobs.parameters import ParameterError
-
-# The rendered notebook is whatever the job printed: no scripts, nothing from
-# elsewhere, shown only inside a sandboxed frame of our own pages.
-OUTPUT_CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; "
-              "frame-ancestors 'self'; sandbox")
 
 
 def _job_or_404(request: HttpRequest, job_id) -> Job:  # noqa: ANN001
@@ -181,11 +177,7 @@ def job_output_html(request: HttpRequest, job_id) -> HttpResponse:  # noqa: ANN0
     job = _job_or_404(request, job_id)
     if not job.output_html:
         raise Http404("This job has no rendered output.")
-    with default_storage.open(job.output_html) as handle:
-        response = HttpResponse(handle.read(), content_type="text/html; charset=utf-8")
-    response["Content-Security-Policy"] = OUTPUT_CSP
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return rendered_notebook_response(job.output_html)
 
 
 @login_required
