@@ -354,3 +354,5 @@ def test_submit_from_a_notebook_through_the_api(world, api_client):
     assert response.status_code == 404
     listed = api_client.get("/api/v1/course-submissions/").json()["results"]
     assert [s["student"] for s in listed] == ["studentA"]
+    api_client.credentials()
+    assert api_client.get("/api/v1/course-submissions/").status_code in (401, 403)

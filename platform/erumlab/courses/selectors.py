@@ -35,12 +35,16 @@ def can_create_offerings(user: User) -> bool:
 
 
 def offerings_of(user: User) -> QuerySet[Offering]:
+    if not user.is_authenticated:
+        return Offering.objects.none()
     if user.is_superuser:
         return Offering.objects.select_related("course")
     return Offering.objects.filter(members__user=user).select_related("course").distinct()
 
 
 def offerings_taught_by(user: User) -> QuerySet[Offering]:
+    if not user.is_authenticated:
+        return Offering.objects.none()
     if user.is_superuser:
         return Offering.objects.all()
     return Offering.objects.filter(members__user=user, members__role__in=TEACHING)
@@ -65,6 +69,8 @@ def submissions_visible_to(user: User) -> QuerySet[Submission]:
 
     base = Submission.objects.select_related("release__lecture", "release__offering__course",
                                              "student")
+    if not user.is_authenticated:
+        return base.none()
     if user.is_superuser:
         return base
     return base.filter(
