@@ -1,6 +1,7 @@
 """Track seeding: helix propagation against the known curvature, the doublet windows, the
 cellular automaton and the triplet baseline on a hand-built event with a known answer, the
-metric definitions on hand-made seeds, the GPU-path selection, Pythia event generation with
+metric definitions on hand-made seeds, pixel cluster lengths and the cut built on them, the
+GPU-path selection, Pythia event generation with
 its cache, and the papermill template end to end."""
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ import pytest
 import torch
 
 from erumlab.science.tracking import gpu, metrics, seeding
-from erumlab.science.tracking.detector import SeedingCuts, detector, helix_radius_cm, windows
+from erumlab.science.tracking.detector import (
+    SeedingCuts,
+    cluster_size_z,
+    cluster_slopes,
+    detector,
+    helix_radius_cm,
+    windows,
+)
 from erumlab.science.tracking.generation import (
     Event,
     Hits,
@@ -273,6 +281,87 @@ def test_the_tensor_ca_matches_the_cpu_reference():
     assert (on_tensors.cells, on_tensors.neighbours) == (reference.cells, reference.neighbours)
 
 
+# Cluster shapes -------------------------------------------------------------------------------
+
+
+def test_cluster_length_is_thickness_times_cot_theta_over_the_pitch():
+    n = 20000
+    start = np.random.default_rng(0).uniform(0, DET.pixel_pitch_z, n)
+    ones, zeros = np.ones(n), np.zeros(n)
+    assert np.all(cluster_size_z(zeros, zeros, start, ones, DET) == 1)  # normal incidence
+    # cot 2: the charge spreads over 570 um = 3.8 pitches, touching 4 or 5 pixels; an end pixel
+    # fires when it holds more than 0.1 MIP, i.e. overlaps by more than 570 um x 0.1 / sqrt(5).
+    size = cluster_size_z(np.full(n, 2.0), zeros, start, ones, DET)
+    assert set(np.unique(size)) <= {3, 4, 5}
+    need = 0.1 * 570e-4 / math.sqrt(5)
+    expected = 570e-4 / DET.pixel_pitch_z + 1 - 2 * need / DET.pixel_pitch_z
+    assert size.mean() == pytest.approx(expected, abs=0.05)
+    # More charge never means fewer pixels over threshold; steeper never shorter on average.
+    assert np.all(cluster_size_z(np.full(n, 2.0), zeros, start, np.full(n, 3.0), DET) >= size)
+    means = [cluster_size_z(np.full(n, c), zeros, start, ones, DET).mean() for c in (0.5, 1, 2, 4)]
+    assert means == sorted(means)
+
+
+def test_simulated_clusters_follow_the_tracks_angle():
+    n = 3000
+    particles = _particles(np.full(2 * n, 2.0), np.zeros(2 * n), np.r_[np.zeros(n), np.full(n, 1.5)],
+                           np.ones(2 * n))
+    hits = propagate(particles, DET, np.random.default_rng(2))
+    on_0 = hits.layer == 0
+    central = hits.size_z[on_0 & (hits.particle < n)]
+    forward = hits.size_z[on_0 & (hits.particle >= n)]
+    assert np.mean(central == 1) > 0.95  # at eta 0 nearly every cluster is one pixel long
+    length = DET.sensor_thickness * math.sinh(1.5) / DET.pixel_pitch_z  # 4.0 pitches
+    # Pixels touched: length + 1 on average; each end pixel misses the threshold when it
+    # overlaps by less than 0.1 x 607 um / 2.35 = 26 um, i.e. 2 x 26 / 150 = 0.34 fewer.
+    assert forward.mean() == pytest.approx(length + 1 - 0.34, abs=0.15)
+
+
+def test_the_slope_table_accepts_the_doublets_of_every_primary_track_above_pt_min():
+    rng = np.random.default_rng(7)
+    n = 20000
+    particles = _particles(CUTS.pt_min * np.exp(rng.uniform(0, np.log(20), n)),
+                           rng.uniform(-np.pi, np.pi, n), rng.uniform(-2.5, 2.5, n),
+                           rng.choice([-1.0, 1.0], n), z0=np.clip(rng.normal(0, 4.5, n), -14, 14))
+    hits = propagate(particles, DET, rng)
+    table = cluster_slopes(DET, CUTS)
+    order = np.lexsort((hits.layer, hits.particle))
+    p, lay, r, z, size = (a[order] for a in (hits.particle, hits.layer, hits.r, hits.z,
+                                             hits.size_z.astype(int)))
+    pair = (p[1:] == p[:-1]) & (lay[1:] == lay[:-1] + 1)
+    inner = np.flatnonzero(pair)
+    slope = np.abs((z[inner + 1] - z[inner]) / (r[inner + 1] - r[inner]))
+    ok = np.ones(pair.sum(), bool)
+    for end in (slice(None, -1), slice(1, None)):
+        lo_hi = table[lay[end][pair], np.minimum(size[end][pair], table.shape[1] - 1)]
+        ok &= (lo_hi[:, 0] <= slope) & (slope <= lo_hi[:, 1])
+    assert pair.sum() > 30000
+    assert ok.mean() > 0.999, f"{(~ok).sum()} of {len(ok)} true doublets rejected"
+    # ... while the ranges are narrow: about one pixel pitch / thickness per pixel of length.
+    widths = table[0, 1:8, 1] - table[0, 1:8, 0]
+    assert np.all(widths < 3 * DET.pixel_pitch_z / DET.sensor_thickness)
+
+
+def test_the_cluster_cut_drops_random_doublets_and_keeps_the_tracks(tmp_path):
+    event = events_for(DET, 30, 1, seed=3, cache_dir=tmp_path, hard_process="none").events[0]
+    loose = seeding.prepare(event.hits, DET, SeedingCuts(cluster_shape=False))
+    tight = seeding.prepare(event.hits, DET, CUTS)
+    before = {tuple(d) for d in seeding.doublets(loose).tolist()}
+    after = {tuple(d) for d in seeding.doublets(tight).tolist()}
+    assert after <= before and len(after) < len(before) / 2
+    particle = event.hits.particle
+    pt = event.particles.pt
+    true_before = {d for d in before if particle[d[0]] == particle[d[1]] and pt[particle[d[0]]] > 1}
+    assert len(true_before) > 50 and true_before <= after
+    # Same seeds from both algorithms with the cut on, and no worse efficiency than without.
+    ca, base = seeding.cellular_automaton(tight), seeding.triplet_baseline(tight)
+    assert ca.as_sets() == base.as_sets() == gpu.cellular_automaton(tight, "cpu").as_sets()
+    with_cut = metrics.evaluate([event], [ca.hits], DET)
+    without = metrics.evaluate([event], [seeding.cellular_automaton(loose).hits], DET)
+    assert with_cut.efficiency >= without.efficiency - 1e-9
+    assert with_cut.fake_rate < without.fake_rate
+
+
 # Pythia events, the cache, a small pileup event ----------------------------------------------
 
 
@@ -290,6 +379,8 @@ def test_pythia_events_are_generated_cached_and_seeded_identically(tmp_path):
     again = events_for(DET, 8, 2, seed=5, cache_dir=tmp_path)
     assert again.cached
     np.testing.assert_array_equal(again.events[1].hits.z, made.events[1].hits.z)
+    np.testing.assert_array_equal(again.events[1].hits.size_z, made.events[1].hits.size_z)
+    assert made.events[0].hits.size_z.min() >= 1
     loaded, meta = load_events(made.path)
     assert meta["pileup"] == 8 and len(loaded) == 2
     # CA, baseline and the tensor CA agree on a real pileup event.
@@ -319,13 +410,13 @@ def test_the_template_runs_as_a_papermill_job(tmp_path, monkeypatch):
     output = tmp_path / "out.ipynb"
     papermill.execute_notebook(
         str(TEMPLATE), str(output), kernel_name="python3", progress_bar=False, cwd=str(tmp_path),
-        parameters={"pileups": "2,6", "events": 1, "hard_process": "none", "display_pileup": 6})
+        parameters={"pileups": "3,8", "events": 1, "hard_process": "none", "display_pileup": 8})
     result = json.loads((tmp_path / "metrics.json").read_text())
     for name in ["timing.png", "performance.png", "event_display.png"]:
         assert (tmp_path / name).stat().st_size > 10_000, name
         assert name in result["figures"]
-    assert [p["pileup"] for p in result["pileups"]] == [2, 6]
+    assert [p["pileup"] for p in result["pileups"]] == [3, 8]
     assert all(p["identical_seeds"] for p in result["pileups"])
     assert result["ca_exponent"] is not None and "speedup_at_highest_pileup" in result
-    assert list((tmp_path / "cache" / "tracking").glob("cms-phase1-pu6-*.npz"))
+    assert list((tmp_path / "cache" / "tracking").glob("cms-phase1-pu8-*.npz"))
     assert "no portal configured" in output.read_text()

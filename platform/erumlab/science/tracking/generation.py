@@ -28,9 +28,15 @@ from typing import Any
 
 import numpy as np
 
-from erumlab.science.tracking.detector import C_CM, HIGHLAND_MEV, Detector
+from erumlab.science.tracking.detector import (
+    C_CM,
+    HIGHLAND_MEV,
+    LANDAU_WIDTH,
+    Detector,
+    cluster_size_z,
+)
 
-GENERATOR_VERSION = 1  # bump when the simulation changes: old cache entries stop matching
+GENERATOR_VERSION = 2  # bump when the simulation changes: old cache entries stop matching
 ECM_GEV = 13600.0
 HARD_PROCESSES = {
     "ttbar": ["Top:gg2ttbar = on", "Top:qqbar2ttbar = on"],
@@ -76,13 +82,18 @@ class Particles:
 
 @dataclass
 class Hits:
-    """Measured hits (x, y, z in cm), their layer and the particle that made them (-1: noise)."""
+    """Measured hits (x, y, z in cm), their layer and the particle that made them (-1: noise).
+
+    ``size_z``: the cluster's length along z in pixels (None where unknown,
+    e.g. hand-made hits: the cluster-shape cut then accepts them).
+    """
 
     x: np.ndarray
     y: np.ndarray
     z: np.ndarray
     layer: np.ndarray
     particle: np.ndarray
+    size_z: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -125,7 +136,9 @@ def propagate(particles: Particles, det: Detector, rng: np.random.Generator, *,
     stops when its circle no longer reaches the next radius (a looper) or it
     leaves the layer's length in z. At each surface the direction gets two
     independent Gaussian kinks of Highland's width, with x/X0 scaled by the
-    path length through the tilted cylinder.
+    path length through the tilted cylinder. Every hit gets its cluster
+    length along z (``detector.cluster_size_z``) from the local direction,
+    a random entry point in the pixel and a Landau-like (Moyal) charge.
     """
     n = len(particles)
     x, y, z = particles.x.astype(float), particles.y.astype(float), particles.z.astype(float)
@@ -140,7 +153,7 @@ def propagate(particles: Particles, det: Detector, rng: np.random.Generator, *,
     surfaces = [(det.beam_pipe_radius, math.inf, det.beam_pipe_material, -1)]
     surfaces += [(r, h, m, i) for i, (r, h, m) in
                  enumerate(zip(det.radii, det.half_lengths, det.material, strict=True))]
-    out_x, out_y, out_z, out_layer, out_particle = [], [], [], [], []
+    out_x, out_y, out_z, out_layer, out_particle, out_size = [], [], [], [], [], []
     index = np.arange(n)
     for radius, half_length, material, layer in surfaces:
         start_r = np.hypot(x, y)
@@ -195,13 +208,29 @@ def propagate(particles: Particles, det: Detector, rng: np.random.Generator, *,
             out_z.append(hit_z)
             out_layer.append(np.full(len(i), layer, dtype=np.int8))
             out_particle.append(i.astype(np.int32))
+            out_size.append(_cluster_sizes(px[i], py[i], pz[i], best_x, best_y, det, rng))
         if scatter and material > 0:
             _scatter(i, px, py, pz, x, y, p, beta, charge, material, rng)
     if out_x:
         return Hits(np.concatenate(out_x), np.concatenate(out_y), np.concatenate(out_z),
-                    np.concatenate(out_layer), np.concatenate(out_particle))
+                    np.concatenate(out_layer), np.concatenate(out_particle),
+                    np.concatenate(out_size))
     empty = np.zeros(0)
-    return Hits(empty, empty.copy(), empty.copy(), np.zeros(0, np.int8), np.zeros(0, np.int32))
+    return Hits(empty, empty.copy(), empty.copy(), np.zeros(0, np.int8), np.zeros(0, np.int32),
+                np.zeros(0, np.int16))
+
+
+def _cluster_sizes(px: np.ndarray, py: np.ndarray, pz: np.ndarray, x: np.ndarray,
+                   y: np.ndarray, det: Detector, rng: np.random.Generator) -> np.ndarray:
+    """Cluster lengths along z of crossings at (x, y) with momenta (px, py, pz)."""
+    r = np.hypot(x, y)
+    normal = np.abs(px * x + py * y) / r
+    along = np.abs(py * x - px * y) / r
+    normal = np.maximum(normal, 1e-9)
+    start = rng.uniform(0.0, det.pixel_pitch_z, len(r))
+    moyal = -np.log(rng.standard_normal(len(r)) ** 2 + 1e-300)  # Moyal(0, 1)
+    charge = np.maximum(1.0 + LANDAU_WIDTH * moyal, 0.05)
+    return cluster_size_z(np.abs(pz) / normal, along / normal, start, charge, det)
 
 
 def _scatter(i: np.ndarray, px: np.ndarray, py: np.ndarray, pz: np.ndarray, x: np.ndarray,
@@ -340,7 +369,7 @@ def cache_key(det: Detector, pileup: int, events: int, seed: int, hard_process: 
 
 PARTICLE_FIELDS = ("px", "py", "pz", "mass", "charge", "x", "y", "z", "vertex", "pdg",
                    "displacement")
-HIT_FIELDS = ("x", "y", "z", "layer", "particle")
+HIT_FIELDS = ("x", "y", "z", "layer", "particle", "size_z")
 
 
 def save_events(events: Sequence[Event], path: Path, meta: dict[str, Any]) -> None:
@@ -358,7 +387,9 @@ def save_events(events: Sequence[Event], path: Path, meta: dict[str, Any]) -> No
     for name in PARTICLE_FIELDS:
         arrays[f"particle_{name}"] = np.concatenate([getattr(e.particles, name) for e in events])
     for name in HIT_FIELDS:
-        arrays[f"hit_{name}"] = np.concatenate([getattr(e.hits, name) for e in events])
+        columns = [getattr(e.hits, name) for e in events]
+        if all(c is not None for c in columns):
+            arrays[f"hit_{name}"] = np.concatenate(columns)
     partial = path.with_name(path.name + ".part.npz")
     np.savez_compressed(partial, **arrays)
     partial.replace(path)
@@ -369,7 +400,7 @@ def load_events(path: str | Path) -> tuple[list[Event], dict[str, Any]]:
     with np.load(path, allow_pickle=False) as data:
         po, ho, vo = data["particle_offsets"], data["hit_offsets"], data["vertex_offsets"]
         particle = {name: data[f"particle_{name}"] for name in PARTICLE_FIELDS}
-        hit = {name: data[f"hit_{name}"] for name in HIT_FIELDS}
+        hit = {name: data[f"hit_{name}"] for name in HIT_FIELDS if f"hit_{name}" in data}
         vertex_z, pileup, interactions = data["vertex_z"], data["pileup"], data["interactions"]
         meta = json.loads(str(data["meta"]))
     events = []

@@ -1,7 +1,7 @@
 """The cellular automaton as PyTorch tensor operations, for a GPU when there is one.
 
-The same doublet and triplet cuts as ``seeding`` (float64, the same
-formulas), written as whole-array operations: doublets from a phi-sorted
+The same doublet (cluster shapes included) and triplet cuts as ``seeding``
+(float64, the same formulas), written as whole-array operations: doublets from a phi-sorted
 outer layer (searchsorted ranges, expanded), neighbours by expanding every
 cell against the cells leaving its outer hit (in chunks, to bound memory),
 root cells by scattering "has an inner neighbour" flags, and the chains by
@@ -102,10 +102,12 @@ def _cells(torch: Any, t: dict[str, Any], index: HitIndex) -> tuple[Any, Any]:
         end = torch.searchsorted(ext_phi, t["phi"][inner] + window + 1e-12, right=True)
         owner, position = _expand(torch, start, end - start)
         a, b = inner[owner], ext_ids[position]
-        r, z = t["r"], t["z"]
-        z0 = z[a] - r[a] * (z[b] - z[a]) / (r[b] - r[a])
+        r, z, slo, shi = t["r"], t["z"], t["slope_lo"], t["slope_hi"]
+        slope = (z[b] - z[a]) / (r[b] - r[a])
+        steep = torch.abs(slope)
         ok = (torch.abs(_wrap(torch, t["phi"][b] - t["phi"][a])) <= window) & \
-             (torch.abs(z0) <= index.params[seeding.P_Z0])
+             (torch.abs(z[a] - r[a] * slope) <= index.params[seeding.P_Z0]) & \
+             (steep >= torch.maximum(slo[a], slo[b])) & (steep <= torch.minimum(shi[a], shi[b]))
         inner_all.append(a[ok])
         outer_all.append(b[ok])
     if not inner_all:
@@ -123,7 +125,7 @@ def cellular_automaton(index: HitIndex, device: str = "cuda") -> Seeds:
     dev = torch.device(device)
     started = time.perf_counter()
     t = {name: torch.as_tensor(getattr(index, name), dtype=torch.float64, device=dev)
-         for name in ("x", "y", "z", "r", "phi")}
+         for name in ("x", "y", "z", "r", "phi", "slope_lo", "slope_hi")}
     layer = torch.as_tensor(index.layer, device=dev)
     material = torch.as_tensor(index.material, dtype=torch.float64, device=dev)
     n_hits = len(index.x)

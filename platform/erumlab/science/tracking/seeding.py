@@ -4,8 +4,10 @@ Both algorithms see the same ``HitIndex`` (hits sorted by layer, phi bin and
 z) and call the same two cut functions, ``_doublet_ok`` and ``_triplet_ok``:
 
 - a doublet (inner hit a on layer l, outer hit b on layer l+1) passes when
-  |phi_b - phi_a| is inside the pair's phi window (``detector.windows``) and
-  the straight line through a and b meets the beam line within |z0| <= z0_max;
+  |phi_b - phi_a| is inside the pair's phi window (``detector.windows``), the
+  straight line through a and b meets the beam line within |z0| <= z0_max,
+  and its |dz/dr| lies inside the range both hits' cluster lengths allow
+  (``detector.cluster_slopes``; the search box in z is cut to that range too);
 - a triplet (a, b, c) on three consecutive layers passes the r-z alignment
   cut (c within ``rz_sigmas`` of the line through a and b, multiple scattering
   at b for pt_min and the hit resolution in quadrature), and the circle
@@ -44,7 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from erumlab.science.tracking.detector import Detector, SeedingCuts, windows
+from erumlab.science.tracking.detector import Detector, SeedingCuts, cluster_slopes, windows
 from erumlab.science.tracking.generation import Hits
 
 MAX_PHI_BINS = 4096
@@ -74,6 +76,8 @@ class HitIndex:
     half_length: np.ndarray
     dphi: np.ndarray  # phi-window half-width per layer pair
     params: np.ndarray  # float parameters, see P_*
+    slope_lo: np.ndarray  # per hit: the lowest |dz/dr| its cluster length allows (0: any)
+    slope_hi: np.ndarray  # per hit: the highest (inf: any)
 
     @property
     def size(self) -> int:
@@ -106,6 +110,7 @@ def prepare(hits: Hits, det: Detector, cuts: SeedingCuts) -> HitIndex:
         bin_offset[k] = sum(len(s) for s in starts)
         lo, hi = layer_start[k], layer_start[k + 1]
         starts.append(lo + np.searchsorted(bins_sorted[lo:hi], np.arange(nbins[k] + 1)))
+    slope_lo, slope_hi = _slope_ranges(hits, layer, det, cuts)
     params = np.zeros(7)
     params[[P_Z0, P_PT, P_B, P_D0, P_RZ, P_SIGMA_Z, P_RMIN]] = (
         cuts.z0_max, cuts.pt_min, det.field_tesla, cuts.d0_max, cuts.rz_sigmas, det.sigma_z,
@@ -118,7 +123,21 @@ def prepare(hits: Hits, det: Detector, cuts: SeedingCuts) -> HitIndex:
         radius=np.array(det.radii, dtype=np.float64),
         material=np.array(det.material, dtype=np.float64),
         half_length=np.array(det.half_lengths, dtype=np.float64),
-        dphi=np.array(win.dphi, dtype=np.float64), params=params)
+        dphi=np.array(win.dphi, dtype=np.float64), params=params,
+        slope_lo=slope_lo[order], slope_hi=slope_hi[order])
+
+
+def _slope_ranges(hits: Hits, layer: np.ndarray, det: Detector,
+                  cuts: SeedingCuts) -> tuple[np.ndarray, np.ndarray]:
+    """Each hit's allowed |dz/dr| from its cluster length (everything without cluster data)."""
+    lo, hi = np.zeros(len(layer)), np.full(len(layer), np.inf)
+    if not cuts.cluster_shape or hits.size_z is None:
+        return lo, hi
+    table = cluster_slopes(det, cuts)
+    ok = (layer >= 0) & (layer < det.layers)
+    size = np.clip(hits.size_z[ok].astype(np.int64), 0, table.shape[1] - 1)
+    lo[ok], hi[ok] = table[layer[ok], size, 0], table[layer[ok], size, 1]
+    return lo, hi
 
 
 # Cuts (shared by every algorithm) ------------------------------------------------------
@@ -135,11 +154,14 @@ def _wrap(angle: float) -> float:
 
 @njit(cache=True)
 def _doublet_ok(a: int, b: int, r: np.ndarray, z: np.ndarray, phi: np.ndarray, dphi: float,
-                z0_max: float) -> bool:
+                z0_max: float, slo: np.ndarray, shi: np.ndarray) -> bool:
     if abs(_wrap(phi[b] - phi[a])) > dphi:
         return False
-    z0 = z[a] - r[a] * (z[b] - z[a]) / (r[b] - r[a])
-    return abs(z0) <= z0_max
+    slope = (z[b] - z[a]) / (r[b] - r[a])
+    if abs(z[a] - r[a] * slope) > z0_max:
+        return False
+    steep = abs(slope)
+    return max(slo[a], slo[b]) <= steep <= min(shi[a], shi[b])
 
 
 @njit(cache=True)
@@ -220,15 +242,24 @@ def _bin_slice(layer: int, unwrapped: int, nbins: np.ndarray, bin_offset: np.nda
 
 
 @njit(cache=True, inline="always")
-def _z_range_out(za: float, ra: float, r_out: float, z0_max: float) -> tuple[float, float]:
+def _z_range_out(za: float, ra: float, r_out: float, z0_max: float,
+                 steep: float) -> tuple[float, float]:
+    """z on the outer layer: the line from the beam line (|z0| <= z0_max) and |dz/dr| <= steep."""
     k = r_out / ra - 1.0
-    return za + (za - z0_max) * k - BOX_EPS, za + (za + z0_max) * k + BOX_EPS
+    reach = steep * (r_out - ra)
+    lo = max(za + (za - z0_max) * k, za - reach)
+    hi = min(za + (za + z0_max) * k, za + reach)
+    return lo - BOX_EPS, hi + BOX_EPS
 
 
 @njit(cache=True, inline="always")
-def _z_range_in(zb: float, rb: float, r_in: float, z0_max: float) -> tuple[float, float]:
+def _z_range_in(zb: float, rb: float, r_in: float, z0_max: float,
+                steep: float) -> tuple[float, float]:
     f = r_in / rb
-    return zb * f - z0_max * (1.0 - f) - BOX_EPS, zb * f + z0_max * (1.0 - f) + BOX_EPS
+    reach = steep * (rb - r_in)
+    lo = max(zb * f - z0_max * (1.0 - f), zb - reach)
+    hi = min(zb * f + z0_max * (1.0 - f), zb + reach)
+    return lo - BOX_EPS, hi + BOX_EPS
 
 
 # Growable buffers -------------------------------------------------------------------------
@@ -246,7 +277,7 @@ def _grow(buffer: np.ndarray, used: int) -> np.ndarray:
 
 @njit(cache=True)
 def _build_cells(z, r, phi, layer_start, nbins, bin_offset, bin_start, radius, dphi,
-                 z0_max):  # noqa: ANN001, ANN202 (numba kernel)
+                 z0_max, slo, shi):  # noqa: ANN001, ANN202 (numba kernel)
     """Every doublet between adjacent layers, found once: (inner, outer, count, out_start).
 
     Inner hits are visited in sorted order, so the cells leaving a hit are
@@ -262,13 +293,13 @@ def _build_cells(z, r, phi, layer_start, nbins, bin_offset, bin_start, radius, d
         r_out = radius[lay + 1]
         for a in range(layer_start[lay], layer_start[lay + 1]):
             out_start[a] = n_cells
-            zlo, zhi = _z_range_out(z[a], r[a], r_out, z0_max)
+            zlo, zhi = _z_range_out(z[a], r[a], r_out, z0_max, shi[a])
             first, count = _bins(lay + 1, phi[a], dphi[lay], nbins)
             for k in range(count):
                 lo, hi = _bin_slice(lay + 1, first + k, nbins, bin_offset, bin_start)
                 j = lo + np.searchsorted(z[lo:hi], zlo)
                 while j < hi and z[j] <= zhi:
-                    if _doublet_ok(a, j, r, z, phi, dphi[lay], z0_max):
+                    if _doublet_ok(a, j, r, z, phi, dphi[lay], z0_max, slo, shi):
                         if n_cells == cell_in.shape[0]:
                             cell_in = _grow(cell_in, n_cells)
                             cell_out = _grow(cell_out, n_cells)
@@ -284,13 +315,13 @@ def _build_cells(z, r, phi, layer_start, nbins, bin_offset, bin_start, radius, d
 
 @njit(cache=True)
 def _ca_kernel(x, y, z, r, phi, layer, layer_start, nbins, bin_offset, bin_start, radius, material,
-               dphi, params):  # noqa: ANN001, ANN202 (numba kernel)
+               dphi, params, slo, shi):  # noqa: ANN001, ANN202 (numba kernel)
     n_layers = radius.shape[0]
     n_hits = x.shape[0]
     z0_max = params[P_Z0]
     # 1. Cells: every doublet between adjacent layers, found once.
     cell_in, cell_out, n_cells, out_start = _build_cells(
-        z, r, phi, layer_start, nbins, bin_offset, bin_start, radius, dphi, z0_max)
+        z, r, phi, layer_start, nbins, bin_offset, bin_start, radius, dphi, z0_max, slo, shi)
     # 2. Neighbours: cells sharing a hit whose triplet passes the cuts. The cells leaving each
     #    hit are sorted by the z of their outer hit, so an inner cell looks only at those
     #    inside its r-z alignment window (binary search), not at every cell leaving the hit.
@@ -372,16 +403,16 @@ def _ca_kernel(x, y, z, r, phi, layer, layer_start, nbins, bin_offset, bin_start
 
 @njit(cache=True)
 def _has_inner_hit(a: int, b: int, lay: int, x, y, z, r, phi, nbins, bin_offset, bin_start,
-                   radius, material, dphi, params) -> bool:  # noqa: ANN001
+                   radius, material, dphi, params, slo, shi) -> bool:  # noqa: ANN001
     """Is there a hit on layer lay-1 that makes a valid triplet with the doublet (a, b)?"""
     z0_max = params[P_Z0]
-    zlo, zhi = _z_range_in(z[a], r[a], radius[lay - 1], z0_max)
+    zlo, zhi = _z_range_in(z[a], r[a], radius[lay - 1], z0_max, shi[a])
     first, count = _bins(lay - 1, phi[a], dphi[lay - 1], nbins)
     for k in range(count):
         lo, hi = _bin_slice(lay - 1, first + k, nbins, bin_offset, bin_start)
         i = lo + np.searchsorted(z[lo:hi], zlo)
         while i < hi and z[i] <= zhi:
-            if _doublet_ok(i, a, r, z, phi, dphi[lay - 1], z0_max) and \
+            if _doublet_ok(i, a, r, z, phi, dphi[lay - 1], z0_max, slo, shi) and \
                     _triplet_ok(i, a, b, x, y, r, z, material[lay], params):
                 return True
             i += 1
@@ -390,7 +421,7 @@ def _has_inner_hit(a: int, b: int, lay: int, x, y, z, r, phi, nbins, bin_offset,
 
 @njit(cache=True)
 def _triplet_kernel(x, y, z, r, phi, layer, layer_start, nbins, bin_offset, bin_start, radius,
-                    material, dphi, params):  # noqa: ANN001, ANN202 (numba kernel)
+                    material, dphi, params, slo, shi):  # noqa: ANN001, ANN202 (numba kernel)
     n_layers = radius.shape[0]
     z0_max = params[P_Z0]
     frontier = np.full((64, n_layers), -1, np.int64)
@@ -401,28 +432,29 @@ def _triplet_kernel(x, y, z, r, phi, layer, layer_start, nbins, bin_offset, bin_
     # afresh for every doublet.
     for lay in range(n_layers - 2):
         for a in range(layer_start[lay], layer_start[lay + 1]):
-            zlo, zhi = _z_range_out(z[a], r[a], radius[lay + 1], z0_max)
+            zlo, zhi = _z_range_out(z[a], r[a], radius[lay + 1], z0_max, shi[a])
             first, count = _bins(lay + 1, phi[a], dphi[lay], nbins)
             for k in range(count):
                 lo, hi = _bin_slice(lay + 1, first + k, nbins, bin_offset, bin_start)
                 b = lo + np.searchsorted(z[lo:hi], zlo)
                 while b < hi and z[b] <= zhi:
-                    if not _doublet_ok(a, b, r, z, phi, dphi[lay], z0_max):
+                    if not _doublet_ok(a, b, r, z, phi, dphi[lay], z0_max, slo, shi):
                         b += 1
                         continue
                     doublets += 1
                     if lay > 0 and _has_inner_hit(a, b, lay, x, y, z, r, phi, nbins, bin_offset,
-                                                  bin_start, radius, material, dphi, params):
+                                                  bin_start, radius, material, dphi, params,
+                                                  slo, shi):
                         b += 1
                         continue
-                    zlo2, zhi2 = _z_range_out(z[b], r[b], radius[lay + 2], z0_max)
+                    zlo2, zhi2 = _z_range_out(z[b], r[b], radius[lay + 2], z0_max, shi[b])
                     first2, count2 = _bins(lay + 2, phi[b], dphi[lay + 1], nbins)
                     for k2 in range(count2):
                         lo2, hi2 = _bin_slice(lay + 2, first2 + k2, nbins, bin_offset, bin_start)
                         c = lo2 + np.searchsorted(z[lo2:hi2], zlo2)
                         while c < hi2 and z[c] <= zhi2:
                             tests += 1
-                            if _doublet_ok(b, c, r, z, phi, dphi[lay + 1], z0_max) and \
+                            if _doublet_ok(b, c, r, z, phi, dphi[lay + 1], z0_max, slo, shi) and \
                                     _triplet_ok(a, b, c, x, y, r, z, material[lay + 1], params):
                                 if n_front == frontier.shape[0]:
                                     frontier = _grow(frontier, n_front)
@@ -446,14 +478,14 @@ def _triplet_kernel(x, y, z, r, phi, layer, layer_start, nbins, bin_offset, bin_
             extended = False
             if end + 1 < n_layers:
                 b, c = frontier[p, end - 1], frontier[p, end]
-                zlo, zhi = _z_range_out(z[c], r[c], radius[end + 1], z0_max)
+                zlo, zhi = _z_range_out(z[c], r[c], radius[end + 1], z0_max, shi[c])
                 first, count = _bins(end + 1, phi[c], dphi[end], nbins)
                 for k in range(count):
                     lo, hi = _bin_slice(end + 1, first + k, nbins, bin_offset, bin_start)
                     d = lo + np.searchsorted(z[lo:hi], zlo)
                     while d < hi and z[d] <= zhi:
                         tests += 1
-                        if _doublet_ok(c, d, r, z, phi, dphi[end], z0_max) and \
+                        if _doublet_ok(c, d, r, z, phi, dphi[end], z0_max, slo, shi) and \
                                 _triplet_ok(b, c, d, x, y, r, z, material[end], params):
                             if n_grown == grown.shape[0]:
                                 grown = _grow(grown, n_grown)
@@ -600,7 +632,7 @@ def _arguments(index: HitIndex) -> tuple[np.ndarray, ...]:
     return (index.x, index.y, index.z, index.r, index.phi, index.layer, index.layer_start,
             index.nbins,
             index.bin_offset, index.bin_start, index.radius, index.material, index.dphi,
-            index.params)
+            index.params, index.slope_lo, index.slope_hi)
 
 
 def _finish(paths: np.ndarray, index: HitIndex) -> np.ndarray:
@@ -634,7 +666,8 @@ def doublets(index: HitIndex) -> np.ndarray:
     """All cells (inner, outer) as the CA builds them, in event hit indices (for tests/plots)."""
     cell_in, cell_out, n_cells, _ = _build_cells(
         index.z, index.r, index.phi, index.layer_start, index.nbins, index.bin_offset,
-        index.bin_start, index.radius, index.dphi, index.params[P_Z0])
+        index.bin_start, index.radius, index.dphi, index.params[P_Z0], index.slope_lo,
+        index.slope_hi)
     cells = np.stack([cell_in[:n_cells], cell_out[:n_cells]], axis=1)
     return index.original[cells] if n_cells else cells.reshape(0, 2)
 
