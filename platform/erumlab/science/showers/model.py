@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from erumlab.science.device import select_device
 from erumlab.science.showers.geometry import get
 
 ENERGY_SCALE_GEV = 100.0
+LATENT_REFERENCE_GEV = 50.0  # with stochastic_latent, the latent vector counts fully here
 REFERENCE_RECIPE = {"latent_dim": 10, "gp_lambda": 5.0, "n_critic": 9, "betas": (0.0, 0.9)}
 
 
@@ -73,6 +75,12 @@ class ShowerGenerator(tnn.Module):
     non-negative by construction and zero-suppressed like the simulation's
     readout (below half a MIP).
 
+    With ``stochastic_latent`` the latent vector enters multiplied by
+    sqrt(50 GeV / E): the same latent spread then means relative
+    fluctuations that fall as 1 / sqrt(E), the stochastic term of a sampling
+    calorimeter's resolution, which the network would otherwise have to
+    learn from the critic's weak second-order signal (it can still correct it).
+
     ``response`` is the mean visible MeV per GeV of primary energy of the
     training sample; ``position_scale_mm`` the cell size that positions are
     measured in. ``forward(latent, conditions)`` takes the raw conditions.
@@ -80,7 +88,7 @@ class ShowerGenerator(tnn.Module):
 
     def __init__(self, *, geometry: str = "hgcal-7x12x15", latent_dim: int = 10,
                  hidden: list[int] | None = None, response: float = 2.6,
-                 position_scale_mm: float = 10.0) -> None:
+                 position_scale_mm: float = 10.0, stochastic_latent: bool = False) -> None:
         super().__init__()
         geo = get(geometry)
         self.geometry_name = geo.name
@@ -95,6 +103,7 @@ class ShowerGenerator(tnn.Module):
         self.trunk = tnn.Sequential(_mlp(widths), tnn.LeakyReLU(0.2))
         self.layer_head = tnn.Linear(widths[-1], geo.layers)
         self.cell_head = tnn.Linear(widths[-1], geo.cells)
+        self.stochastic_latent = bool(stochastic_latent)
 
     @torch.no_grad()
     def initialise_output(self, mean_cells: torch.Tensor) -> None:
@@ -117,15 +126,17 @@ class ShowerGenerator(tnn.Module):
         """Cells in units of response * E, flattened: what the critic sees."""
         layers, rows, cols = self.shape
         cond = conditions_tensor(conditions[:, 0], conditions[:, 1:3], self.position_scale_mm)
+        if self.stochastic_latent:
+            latent = latent * torch.sqrt(LATENT_REFERENCE_GEV / conditions[:, :1])
         h = self.trunk(torch.cat([latent, cond], dim=1))
         energy = tnn.functional.softplus(self.layer_head(h))
         shape = torch.softmax(self.cell_head(h).reshape(-1, layers, rows * cols), dim=2)
         cells = (shape * energy[:, :, None]).reshape(len(h), -1)
+        unit = conditions[:, :1] * self.response  # MeV per normalised unit
         # The readout's zero suppression, in units of response * E. Straight through: the
         # forward pass suppresses, the gradient passes as if it did not, so the critic can
         # still pull cells below the threshold up (a hard mask would freeze them at zero).
-        threshold = self.threshold_mev / (conditions[:, :1] * self.response)
-        return cells + (cells * (cells >= threshold) - cells).detach()
+        return cells + (cells * (cells >= self.threshold_mev / unit) - cells).detach()
 
     def forward(self, latent: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
         scale = conditions[:, :1] * self.response
@@ -133,11 +144,16 @@ class ShowerGenerator(tnn.Module):
 
 
 class ShowerCritic(tnn.Module):
-    """Scores normalised showers given their conditions (higher: more like simulated ones).
+    """Scores showers given their conditions (higher: more like simulated ones).
 
-    Besides the cells it is given the layer sums and the total, the
-    quantities whose energy dependence the generator must get right, so it
-    need not learn to add up cells before it can judge them.
+    It sees a shower as features: its cells, its layer sums and its total (in
+    units of response * E), each divided by that feature's spread in the
+    training sample (``set_scale``), and the gradient penalty is taken in that
+    space. In raw units a 1-Lipschitz critic could hardly see what tells
+    showers apart: a single MIP in the halo is ~1e-6 of the shower, a
+    resolution-sized change of the total is spread thinly over hundreds of
+    cells. Standardised, every cell and the sums count alike, which is also
+    how the classifier test looks at them.
     """
 
     def __init__(self, geometry: str = "hgcal-7x12x15", hidden: list[int] | None = None,
@@ -146,34 +162,58 @@ class ShowerCritic(tnn.Module):
         geo = get(geometry)
         self.layers = geo.layers
         self.position_scale_mm = float(position_scale_mm)
-        self.net = _mlp([geo.cells + geo.layers + 1 + 4, *(hidden or [256, 256]), 1])
+        width = geo.cells + geo.layers + 1
+        self.register_buffer("scale", torch.ones(width))
+        self.net = _mlp([width + 4, *(hidden or [256, 256]), 1])
+
+    def raw_features(self, cells: torch.Tensor) -> torch.Tensor:
+        layer_sums = cells.reshape(len(cells), self.layers, -1).sum(dim=2)
+        return torch.cat([cells, layer_sums, layer_sums.sum(dim=1, keepdim=True)], dim=1)
+
+    @torch.no_grad()
+    def set_scale(self, real: torch.Tensor, floor_quantile: float = 0.05) -> None:
+        """Each feature's standard deviation over ``real`` (normalised flattened cells).
+
+        Cells that (almost) never fire get the ``floor_quantile`` of the
+        others' spreads, so that one stray hit is not magnified without bound.
+        """
+        spread = self.raw_features(real).double().std(dim=0)
+        positive = spread[spread > 0]
+        floor = torch.quantile(positive, floor_quantile) if len(positive) else spread.new_ones(())
+        self.scale.copy_(spread.clamp_min(float(floor)).to(self.scale.dtype))
+
+    def features(self, cells: torch.Tensor) -> torch.Tensor:
+        return self.raw_features(cells) / self.scale
+
+    def score(self, features: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+        cond = conditions_tensor(conditions[:, 0], conditions[:, 1:3], self.position_scale_mm)
+        return self.net(torch.cat([features, cond], dim=1))
 
     def forward(self, cells: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
-        layer_sums = cells.reshape(len(cells), self.layers, -1).sum(dim=2)
-        total = layer_sums.sum(dim=1, keepdim=True)
-        cond = conditions_tensor(conditions[:, 0], conditions[:, 1:3], self.position_scale_mm)
-        return self.net(torch.cat([cells, 5.0 * layer_sums, 5.0 * (total - 1.0), cond], dim=1))
+        return self.score(self.features(cells), conditions)
 
 
 def build(geometry: str = "hgcal-7x12x15", *, response: float, latent_dim: int = 10,
           generator_hidden: list[int] | None = None, critic_hidden: list[int] | None = None,
-          position_scale_mm: float | None = None, seed: int = 0
-          ) -> tuple[ShowerGenerator, ShowerCritic]:
+          position_scale_mm: float | None = None, stochastic_latent: bool = True,
+          seed: int = 0) -> tuple[ShowerGenerator, ShowerCritic]:
     """A fresh generator and critic for ``geometry`` (positions in units of its cell size)."""
     torch.manual_seed(seed)
     scale = float(position_scale_mm or get(geometry).cell_mm)
     generator = ShowerGenerator(geometry=get(geometry).name, latent_dim=latent_dim,
                                 hidden=generator_hidden, response=response,
-                                position_scale_mm=scale)
+                                position_scale_mm=scale, stochastic_latent=stochastic_latent)
     return generator, ShowerCritic(get(geometry).name, critic_hidden, scale)
 
 
-def gradient_penalty(critic: tnn.Module, real: torch.Tensor, fake: torch.Tensor,
+def gradient_penalty(critic: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                     real: torch.Tensor, fake: torch.Tensor,
                      conditions: torch.Tensor) -> torch.Tensor:
     """E[(||grad_x critic(x)||_2 - 1)^2] at random points between real and generated showers.
 
     The penalty of Gulrajani et al. (arXiv:1704.00028) that keeps the critic
-    1-Lipschitz, which the Wasserstein distance estimate needs.
+    1-Lipschitz, which the Wasserstein distance estimate needs; ``real`` and
+    ``fake`` are whatever the critic scores (here: ``ShowerCritic.features``).
     """
     alpha = torch.rand(len(real), 1, device=real.device)
     mixed = (alpha * real + (1.0 - alpha) * fake).requires_grad_(True)
@@ -250,6 +290,7 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
         start = result.resumed_from = int(state["iteration"])
     else:
         generator.initialise_output(real_all.mean(dim=0))
+        critic.set_scale(real_all)
     # Offset by the resumed iteration, so that a resumed run does not replay the same batches.
     generator_rng = torch.Generator(device="cpu").manual_seed(seed + start)
     torch.manual_seed(seed + start)
@@ -264,9 +305,10 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
             real, cond = real_all[index], cond_all[index]
             latent = torch.randn(batch, generator.latent_dim, device=target)
             with torch.no_grad():
-                fake = generator.normalised(latent, cond)
-            real_score, fake_score = critic(real, cond).mean(), critic(fake, cond).mean()
-            penalty = gradient_penalty(critic, real, fake, cond)
+                fake = critic.features(generator.normalised(latent, cond))
+            real = critic.features(real)
+            real_score, fake_score = critic.score(real, cond).mean(), critic.score(fake, cond).mean()
+            penalty = gradient_penalty(critic.score, real, fake, cond)
             c_loss = fake_score - real_score + gp_lambda * penalty
             c_opt.zero_grad(set_to_none=True)
             c_loss.backward()
