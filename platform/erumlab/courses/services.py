@@ -34,7 +34,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from erumlab.accounts.models import User
-from erumlab.core.dispatch import resend_lost
+from erumlab.core.dispatch import ReconcileReport, reconcile
 from erumlab.courses import material, selectors
 from erumlab.courses.models import (
     Course,
@@ -560,31 +560,13 @@ def _record(submission: Submission, report: Any) -> Submission:
     return current
 
 
-@dataclass
-class ReconcileReport:
-    requeued_lost: list[str] = field(default_factory=list)
-    redispatched: list[str] = field(default_factory=list)
-
-
 def submissions_reconcile() -> ReconcileReport:
     """Grading whose worker died goes back to the queue; lost or overdue messages are resent."""
-    report = ReconcileReport()
-    now = timezone.now()
-    stale_before = now - timedelta(seconds=settings.ERUMLAB_JOB_STALE_AFTER)
-    for pk in Submission.objects.filter(state=Submission.State.GRADING,
-                                        heartbeat_at__lt=stale_before).values_list("pk", flat=True):
-        with transaction.atomic():
-            submission = Submission.objects.select_for_update().get(pk=pk)
-            if submission.state != Submission.State.GRADING or not _stale(submission, now):
-                continue
-            submission.state = Submission.State.QUEUED
-            submission.save(update_fields=["state"])
-            _dispatch(submission)
-            report.requeued_lost.append(str(pk))
-    report.redispatched = resend_lost(
-        Submission, queued=Submission.State.QUEUED, marker=_marker, dispatch=_dispatch,
+    return reconcile(
+        Submission, running=Submission.State.GRADING, queued=Submission.State.QUEUED,
+        marker=_marker, dispatch=_dispatch, is_stale=_stale,
+        stale_after=timedelta(seconds=settings.ERUMLAB_JOB_STALE_AFTER),
         overdue_after=timedelta(seconds=settings.ERUMLAB_JOB_REDISPATCH_AFTER))
-    return report
 
 
 # Gradebook --------------------------------------------------------------------------

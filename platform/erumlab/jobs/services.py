@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from erumlab.accounts.models import ApiToken, Collaboration, Membership, User
 from erumlab.accounts.services import api_token_issue, api_token_revoke
-from erumlab.core.dispatch import resend_lost
+from erumlab.core.dispatch import ReconcileReport, reconcile
 from erumlab.jobs import parameters as params
 from erumlab.jobs.models import Artifact, Job, Template
 from erumlab.jobs.selectors import jobs_manageable_by
@@ -521,12 +521,6 @@ def _record_outcome(job: Job, result, workdir: Path, output_path: Path) -> Job: 
 # Reconciliation --------------------------------------------------------------
 
 
-@dataclass
-class ReconcileReport:
-    requeued_lost: list[str] = field(default_factory=list)
-    redispatched: list[str] = field(default_factory=list)
-
-
 def jobs_reconcile() -> ReconcileReport:
     """Make Redis agree with the database again.
 
@@ -534,22 +528,10 @@ def jobs_reconcile() -> ReconcileReport:
     - a queued job whose dispatch marker vanished from Redis (Redis restarted and
       lost its queues), or that waited unusually long, is dispatched again.
     """
-    report = ReconcileReport()
-    now = timezone.now()
-    stale_before = now - timedelta(seconds=settings.ERUMLAB_JOB_STALE_AFTER)
-    for job_id in Job.objects.filter(state=Job.State.RUNNING).filter(
-        heartbeat_at__lt=stale_before
-    ).values_list("pk", flat=True):
-        with transaction.atomic():
-            job = Job.objects.select_for_update().get(pk=job_id)
-            if job.state != Job.State.RUNNING or not _is_stale(job, timezone.now()):
-                continue
-            job.state = Job.State.QUEUED
-            job.save(update_fields=["state"])
-            _append_log(job, f"[erumlab] worker {job.worker or '?'} lost; job requeued\n")
-            _dispatch(job)
-            report.requeued_lost.append(str(job.pk))
-    report.redispatched = resend_lost(
-        Job, queued=Job.State.QUEUED, marker=_marker, dispatch=_dispatch,
-        overdue_after=timedelta(seconds=settings.ERUMLAB_JOB_REDISPATCH_AFTER))
-    return report
+    return reconcile(
+        Job, running=Job.State.RUNNING, queued=Job.State.QUEUED, marker=_marker,
+        dispatch=_dispatch, is_stale=_is_stale,
+        stale_after=timedelta(seconds=settings.ERUMLAB_JOB_STALE_AFTER),
+        overdue_after=timedelta(seconds=settings.ERUMLAB_JOB_REDISPATCH_AFTER),
+        on_requeue=lambda job: _append_log(
+            job, f"[erumlab] worker {job.worker or '?'} lost; job requeued\n"))
