@@ -362,6 +362,21 @@ def test_the_cluster_cut_drops_random_doublets_and_keeps_the_tracks(tmp_path):
     assert with_cut.fake_rate < without.fake_rate
 
 
+def test_events_saved_without_cluster_lengths_load_and_pass_the_cluster_cut(tmp_path):
+    from erumlab.science.tracking.generation import save_events
+
+    event = _hand_event()  # hand-made hits: no cluster lengths, like generator version 1 files
+    assert event.hits.size_z is None
+    save_events([event], tmp_path / "v1.npz", {"generator_version": 1})
+    (loaded,), _ = load_events(tmp_path / "v1.npz")
+    assert loaded.hits.size_z is None
+    index = seeding.prepare(loaded.hits, DET, CUTS)
+    assert np.all(index.slope_lo == 0) and np.all(np.isinf(index.slope_hi))
+    loose = seeding.prepare(loaded.hits, DET, SeedingCuts(cluster_shape=False))
+    assert seeding.cellular_automaton(index).as_sets() == \
+        seeding.cellular_automaton(loose).as_sets()
+
+
 # Pythia events, the cache, a small pileup event ----------------------------------------------
 
 
