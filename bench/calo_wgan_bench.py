@@ -68,16 +68,17 @@ def fidelity(generator: model.ShowerGenerator, args: argparse.Namespace) -> None
                                     seed=args.seed + 1000)
     generated = model.generate(generator, simulated.energies, positions, seed=args.seed)
     found = metrics.compare(simulated.cells, generated, geometry, positions, positions)
-    classifier = metrics.classifier_auc(metrics.classifier_inputs(simulated.cells, simulated.energies),
-                                        metrics.classifier_inputs(generated, simulated.energies),
-                                        seed=args.seed)
+    classifier = metrics.classifier_test(simulated.cells, generated, simulated.energies, geometry,
+                                         seed=args.seed)
     figures = {"classifier_auc": classifier["auc"], "mean_energy_rel": found["mean_energy_rel"],
                "resolution_rel": found["resolution_rel"], "shower_max_rel": found["shower_max_rel"]}
     passed = metrics.fidelity_verdict(figures)
     s, g = found["simulated"], found["generated"]
     print(f"\nfidelity at {args.held_out:g} GeV (held out of training), {args.fidelity_showers} "
           f"fresh simulated showers vs as many generated")
-    lines = [("classifier AUC", f"{classifier['auc']:.3f}", "<= 0.75", "classifier_auc"),
+    lines = [("classifier AUC", f"{classifier['auc']:.3f} (cells "
+              f"{classifier['low_level']['auc']:.3f}, high-level features "
+              f"{classifier['high_level']['auc']:.3f})", "<= 0.75", "classifier_auc"),
              ("mean energy", f"{s['mean_mev']:.1f} vs {g['mean_mev']:.1f} MeV: "
               f"{100 * figures['mean_energy_rel']:+.1f} %", "within 2 %", "mean_energy_rel"),
              ("resolution", f"{s['resolution']:.4f} vs {g['resolution']:.4f}: "

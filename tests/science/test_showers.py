@@ -212,6 +212,45 @@ def test_classifier_auc_is_one_half_for_identical_and_one_for_disjoint_samples()
     assert apart > 0.98, apart
 
 
+def test_a_feature_that_rarely_fires_cannot_swamp_the_classifier():
+    # Identical samples with a far-halo feature that fires once in a thousand showers: divided by
+    # its own tiny spread, one such hit became a value of ~1e4 and the best validation loss of
+    # identical samples went above ln 2 (an AUC from a network that learnt nothing).
+    rng = np.random.default_rng(4)
+    a, b = (rng.normal(size=(1500, 40)).astype(np.float32) for _ in range(2))
+    for sample in (a, b):
+        sample[:, :20] = 1e-6 * (rng.random((1500, 20)) < 0.001)
+    train, other = metrics.standardise(a[:750], a[750:])
+    assert np.abs(train).max() < 100 and np.abs(other).max() < 100
+    result = metrics.classifier_auc(a, b, epochs=6, hidden=64, seed=0)
+    assert result["validation_loss"] < 0.70 and abs(result["auc"] - 0.5) < 0.08, result
+
+
+def test_the_high_level_view_sees_a_deficit_of_hits():
+    # Showers that lost half of their small hits: the total hardly changes, the hits per layer
+    # do, and the high-level features show it directly.
+    sample = simulation.simulate("hgcal-7x12x15", [20.0] * 800, seed=7)
+    cells, energies = sample.cells, sample.energies
+    features = metrics.high_level_features(cells, energies, "hgcal-7x12x15")
+    assert features.shape == (len(cells), 2 + 6 * 7)
+    hits = features[:, 2 + 7:2 + 14]
+    np.testing.assert_array_equal(hits.sum(1), (cells > metrics.OCCUPANCY_THRESHOLD_MEV).sum((1, 2, 3)))
+    half = len(cells) // 2
+    thinned = cells[half:].copy()
+    thinned[(thinned < 0.3) & (np.random.default_rng(5).random(thinned.shape) < 0.5)] = 0.0
+    test = metrics.classifier_test(cells[:half], thinned, energies[:half], "hgcal-7x12x15",
+                                   epochs=10, seed=0)
+    # as well as the hit count alone separates them (its AUC, counted directly)
+    count = lambda c: (c > metrics.OCCUPANCY_THRESHOLD_MEV).sum((1, 2, 3))  # noqa: E731
+    by_count = metrics.roc_auc(np.r_[np.ones(half), np.zeros(half)],
+                               np.r_[count(cells[:half]), count(thinned)].astype(float))
+    assert by_count > 0.9 and test["high_level"]["auc"] > by_count - 0.06, (by_count, test)
+    assert test["auc"] == max(test["low_level"]["auc"], test["high_level"]["auc"])
+    same = metrics.classifier_test(cells[:half], cells[half:], energies[:half], "hgcal-7x12x15",
+                                   epochs=10, seed=0)
+    assert same["auc"] < 0.66, same
+
+
 def test_shower_maximum_comparison_and_verdicts_on_hand_made_showers():
     depths = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     profile = -(depths - 3.3) ** 2 + 10.0  # a parabola peaking at 3.3
