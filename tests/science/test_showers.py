@@ -213,13 +213,14 @@ def test_classifier_auc_is_one_half_for_identical_and_one_for_disjoint_samples()
 
 
 def test_a_feature_that_rarely_fires_cannot_swamp_the_classifier():
-    # Identical samples with a far-halo feature that fires once in a thousand showers: divided by
-    # its own tiny spread, one such hit became a value of ~1e4 and the best validation loss of
-    # identical samples went above ln 2 (an AUC from a network that learnt nothing).
+    # Identical samples with far-halo cells that fire once in a thousand showers (a MIP over
+    # 70 GeV: 1e-3 MeV/GeV): divided by spread + 1e-6, a hit in a cell that never fired in the
+    # training half became a value of 1e3, and the best validation loss could stay above ln 2
+    # (an AUC from a network that learnt nothing).
     rng = np.random.default_rng(4)
     a, b = (rng.normal(size=(1500, 40)).astype(np.float32) for _ in range(2))
     for sample in (a, b):
-        sample[:, :20] = 1e-6 * (rng.random((1500, 20)) < 0.001)
+        sample[:, :20] = 1e-3 * (rng.random((1500, 20)) < 0.001)
     train, other = metrics.standardise(a[:750], a[750:])
     assert np.abs(train).max() < 100 and np.abs(other).max() < 100
     result = metrics.classifier_auc(a, b, epochs=6, hidden=64, seed=0)

@@ -176,7 +176,7 @@ def standardise(train: np.ndarray, *others: np.ndarray,
 
     A feature (a far halo cell) that fired a few times in the training part
     has a tiny spread; divided by it, one hit in the validation part would be
-    a value of 10^4 and would swamp the network. Its spread is therefore
+    a value of 10^3-10^4 and would swamp the network. Its spread is therefore
     raised to the ``floor_quantile`` of all features' spreads.
     """
     mean, spread = train.mean(axis=0), train.std(axis=0)
