@@ -293,6 +293,10 @@ def test_template_runs_with_tiny_parameters(tmp_path, monkeypatch):
     assert [r["energy_gev"] for r in result["per_energy"]] == [20.0, 30.0, 40.0]
     assert result["fidelity_held_out"]["energy_gev"] == 30.0
     assert 0.0 <= result["fidelity_held_out"]["classifier_auc"] <= 1.0
+    # both views of the classifier test are kept; the larger is the figure
+    views = result["fidelity_held_out"]["classifier"]
+    assert result["fidelity_held_out"]["classifier_auc"] == max(views["low_level"]["auc"],
+                                                                views["high_level"]["auc"])
     assert [r["energy_gev"] for r in result["speedup"]] == [20.0, 50.0, 90.0]
     assert all(r["speedup_cpu"] > 0 for r in result["speedup"])
     assert result["data"]["showers"] == 72 and result["published"] == {}

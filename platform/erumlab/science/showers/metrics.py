@@ -27,6 +27,21 @@ def layer_energies(cells: np.ndarray) -> np.ndarray:
     return np.asarray(cells, dtype=np.float64).sum(axis=(2, 3))
 
 
+def layer_centres_and_widths(cells: np.ndarray, geometry: str | Geometry
+                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per shower and layer: energy-weighted centre (x, y) and width (x, y) [mm], axis at 0."""
+    geo = get(geometry)
+    cells = np.asarray(cells, dtype=np.float64)
+    layers = layer_energies(cells)
+    safe = np.where(layers > 0, layers, 1.0)
+    xc, yc = geo.cell_centres_mm()
+    px, py = cells.sum(axis=2), cells.sum(axis=3)  # (n, layers, cols), (n, layers, rows)
+    cx, cy = (px * xc).sum(axis=2) / safe, (py * yc).sum(axis=2) / safe
+    wx = np.sqrt(np.clip((px * xc ** 2).sum(axis=2) / safe - cx ** 2, 0.0, None))
+    wy = np.sqrt(np.clip((py * yc ** 2).sum(axis=2) / safe - cy ** 2, 0.0, None))
+    return cx, cy, wx, wy
+
+
 def observables(cells: np.ndarray, geometry: str | Geometry,
                 positions_mm: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per-shower observables: totals, layer energies and fractions, depth, centres of gravity, hits."""
@@ -39,9 +54,7 @@ def observables(cells: np.ndarray, geometry: str | Geometry,
     fractions = layers / safe_total[:, None]
     depth = (fractions * geo.layer_depths_x0[None, :]).sum(axis=1)
     xc, yc = geo.cell_centres_mm()
-    safe_layers = np.where(layers > 0, layers, 1.0)
-    cog_x = (cells.sum(axis=2) * xc[None, None, :]).sum(axis=2) / safe_layers
-    cog_y = (cells.sum(axis=3) * yc[None, None, :]).sum(axis=2) / safe_layers
+    cog_x, cog_y, _, _ = layer_centres_and_widths(cells, geo)
     positions = np.zeros((n, 2)) if positions_mm is None else np.asarray(positions_mm)
     dx = xc[None, None, :] - positions[:, 0][:, None, None]
     dy = yc[None, :, None] - positions[:, 1][:, None, None]
@@ -154,16 +167,10 @@ def high_level_features(cells: np.ndarray, energies_gev: np.ndarray,
     of energy and widths) plus the sparsity of every layer (hit cells, as
     the CMS HGCAL challenge adds): 2 + 6 x layers numbers.
     """
-    geo = get(geometry)
     cells = np.asarray(cells, dtype=np.float64)
     energies = np.asarray(energies_gev, dtype=np.float64).reshape(-1)
     layers = layer_energies(cells)
-    safe = np.where(layers > 0, layers, 1.0)
-    xc, yc = geo.cell_centres_mm()
-    px, py = cells.sum(axis=2), cells.sum(axis=3)  # (n, layers, cols), (n, layers, rows)
-    cx, cy = (px * xc).sum(axis=2) / safe, (py * yc).sum(axis=2) / safe
-    wx = np.sqrt(np.clip((px * xc ** 2).sum(axis=2) / safe - cx ** 2, 0.0, None))
-    wy = np.sqrt(np.clip((py * yc ** 2).sum(axis=2) / safe - cy ** 2, 0.0, None))
+    cx, cy, wx, wy = layer_centres_and_widths(cells, geometry)
     hits = (cells > OCCUPANCY_THRESHOLD_MEV).sum(axis=(2, 3))
     total = layers.sum(axis=1) / (1000.0 * energies)
     return np.column_stack([total, np.log(energies), np.log10(layers + 1e-3), hits, cx, cy,
