@@ -201,6 +201,23 @@ def test_search_and_facets(user, make_dataset):
     assert [d["title"] for d in api] == ["Pixel tracker hits with pileup"]
 
 
+def test_pages_of_a_faceted_search_keep_the_query_and_the_facets(user, make_dataset):
+    for number in range(21):
+        make_dataset(title=f"Electron showers run {number}", keywords=["gan"], data_level="simulated")
+    make_dataset(title="Electron showers, reconstructed", data_level="reconstructed")
+    first = Client().get("/datasets/", {"q": "electron showers", "data_level": "simulated"})
+    page = first.content.decode()
+    assert "21 datasets" in page and "reconstructed" not in page.split('aria-label="Results"')[1]
+    following = page.split('aria-label="Pages"')[1].split("</nav>")[0]
+    link = following.split('href="')[1].split('"')[0].replace("&amp;", "&")
+    assert link == "?q=electron%20showers&data_level=simulated&page=2"
+    second = Client().get("/datasets/" + link).content.decode()
+    assert "Page 2 of 2" in second and "Electron showers run" in second
+    assert "reconstructed" not in second.split('aria-label="Results"')[1]
+    previous = second.split('aria-label="Pages"')[1].split('href="')[1].split('"')[0]
+    assert previous.replace("&amp;", "&") == "?q=electron%20showers&data_level=simulated&page=1"
+
+
 def test_keywords_must_be_a_list_of_words(people):
     _, api = _clients(people, "owner")
     response = api.post("/api/v1/datasets/", {"title": "Bad keywords", "keywords": "muons"},
