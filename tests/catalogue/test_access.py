@@ -218,6 +218,21 @@ def test_pages_of_a_faceted_search_keep_the_query_and_the_facets(user, make_data
     assert previous.replace("&amp;", "&") == "?q=electron%20showers&data_level=simulated&page=1"
 
 
+@pytest.mark.parametrize("url", ["/api/v1/datasets/", "/api/v1/models/"])
+def test_the_apis_share_only_into_a_collaboration_the_caller_belongs_to(people, url):
+    """Datasets and models: the same rule for ``collaboration_slug`` (one mixin)."""
+    body = {"title": "Shower GAN inputs", "visibility": "collaboration",
+            "collaboration_slug": people["collaboration"].slug}
+    _, outsider = _clients(people, "stranger")
+    refused = outsider.post(url, body, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["collaboration_slug"] == "Not one of your collaborations."
+    _, member = _clients(people, "member")
+    created = member.post(url, body, format="json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["collaboration"] == people["collaboration"].slug
+
+
 def test_keywords_must_be_a_list_of_words(people):
     _, api = _clients(people, "owner")
     response = api.post("/api/v1/datasets/", {"title": "Bad keywords", "keywords": "muons"},

@@ -38,6 +38,18 @@ class ReadAnonymously(BasePermission):
                                                       request.user.is_authenticated)
 
 
+class OwnCollaborationMixin:
+    """For viewsets that take a ``collaboration_slug``: it must name one of the caller's."""
+
+    def _collaboration(self, slug: str):  # noqa: ANN202
+        if not slug:
+            return None
+        found = collaborations_of(self.request.user).filter(slug=slug).first()
+        if found is None:
+            raise ValidationError({"collaboration_slug": "Not one of your collaborations."})
+        return found
+
+
 class FileSerializer(serializers.ModelSerializer):
     class Meta:
         model = DatasetFile
@@ -102,8 +114,8 @@ class UploadSerializer(serializers.ModelSerializer):
 
 @extend_schema(parameters=[OpenApiParameter("q", str, description="full-text search"),
                            *[OpenApiParameter(f, str) for f in selectors.FACETS]])
-class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                     mixins.UpdateModelMixin, viewsets.GenericViewSet):
+class DatasetViewSet(OwnCollaborationMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                     mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet):
     """Datasets you may see; public ones also without an account."""
 
     serializer_class = DatasetSerializer
@@ -119,14 +131,6 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
             datasets = selectors.datasets_filtered(datasets, params)
             datasets = selectors.datasets_search(datasets, self.request.query_params.get("q", ""))
         return datasets
-
-    def _collaboration(self, slug: str):  # noqa: ANN202
-        if not slug:
-            return None
-        found = collaborations_of(self.request.user).filter(slug=slug).first()
-        if found is None:
-            raise ValidationError({"collaboration_slug": "Not one of your collaborations."})
-        return found
 
     def perform_create(self, serializer: DatasetSerializer) -> None:
         data = dict(serializer.validated_data)

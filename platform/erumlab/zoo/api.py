@@ -16,8 +16,7 @@ from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from erumlab.accounts.selectors import collaborations_of
-from erumlab.catalogue.api import ReadAnonymously
+from erumlab.catalogue.api import OwnCollaborationMixin, ReadAnonymously
 from erumlab.core.downloads import file_response
 from erumlab.core.errors import as_api_error
 from erumlab.jobs.selectors import job_for_token
@@ -150,8 +149,8 @@ def _publication(request: Request, metadata: dict[str, Any]) -> services.Publica
 
 @extend_schema(parameters=[OpenApiParameter("q", str, description="full-text search"),
                            *[OpenApiParameter(f, str) for f in selectors.FACETS]])
-class ModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                   mixins.UpdateModelMixin, viewsets.GenericViewSet):
+class ModelViewSet(OwnCollaborationMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                   mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet):
     """Models you may see; public ones also without an account."""
 
     serializer_class = ModelSerializer
@@ -167,14 +166,6 @@ class ModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Crea
             models = selectors.models_filtered(models, params)
             models = selectors.models_search(models, self.request.query_params.get("q", ""))
         return models
-
-    def _collaboration(self, slug: str):  # noqa: ANN202
-        if not slug:
-            return None
-        found = collaborations_of(self.request.user).filter(slug=slug).first()
-        if found is None:
-            raise ValidationError({"collaboration_slug": "Not one of your collaborations."})
-        return found
 
     def perform_create(self, serializer: ModelSerializer) -> None:
         data = dict(serializer.validated_data)
