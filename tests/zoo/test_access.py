@@ -125,3 +125,25 @@ def test_model_page_shows_card_metrics_plots_lineage_and_snippet(client, make_mo
     assert plot.status_code == 200
     assert plot.content.startswith(b"\x89PNG")
     assert client.get(f"/models/{model.name}/v2/metrics/auc.png").status_code == 404
+
+
+def test_the_model_list_narrows_by_facets_and_counts_models_not_versions(
+        client, api_client, make_model, publish, user):
+    showers = make_model(name="showers", title="Shower GAN", keywords=["gan", "calorimeter"])
+    first = publish(showers, user)
+    publish(showers, user)  # a second version of the same framework: still one model
+    seeds = make_model(name="seeds", title="Track seeder", keywords=["tracking"])
+    publish(seeds, user)
+    make_model(name="draft", title="Draft without versions")  # only its editors see it
+    framework = first.framework
+    page = client.get("/models/", {"framework": framework}).content.decode()
+    results = page.split('aria-label="Results"')[1]
+    assert "2 models" in results and results.count('href="/models/showers/"') == 1
+    facets = page.split('aria-label="Filter by"')[1].split("</aside>")[0]
+    assert f"{framework}</a> <span class=\"muted small\">(2)</span>" in facets
+    assert "gan</a> <span class=\"muted small\">(1)</span>" in facets
+    by_keyword = client.get("/models/", {"keyword": "gan"}).content.decode()
+    assert "Shower GAN" in by_keyword and "Track seeder" not in by_keyword
+    listed = api_client.get("/api/v1/models/", {"keyword": "tracking",
+                                                 "framework": framework}).json()["results"]
+    assert [m["name"] for m in listed] == ["seeds"]

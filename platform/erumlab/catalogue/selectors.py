@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from erumlab.accounts.models import User
 from erumlab.catalogue.models import Dataset, DatasetFile, DatasetVersion
-from erumlab.core.search import text_search
+from erumlab.core import search
+from erumlab.core.search import facet_filter, text_search
 from erumlab.core.visibility import editor_q, readable_q
 
 
@@ -64,46 +64,17 @@ def datasets_search(datasets: QuerySet[Dataset], query: str) -> QuerySet[Dataset
     return text_search(datasets, query)
 
 
-FACETS = ("experiment", "data_level", "format", "licence", "keyword", "collaboration")
+# facet -> the field its value is; in the order the list page shows them
+FACET_FIELDS = {"experiment": "experiment", "data_level": "data_level", "licence": "licence",
+                "collaboration": "collaboration__slug", "format": "versions__files__format",
+                "keyword": "keywords"}
+FACETS = tuple(FACET_FIELDS)
 
 
 def datasets_filtered(datasets: QuerySet[Dataset], filters: dict[str, str]) -> QuerySet[Dataset]:
-    if filters.get("experiment"):
-        datasets = datasets.filter(experiment=filters["experiment"])
-    if filters.get("data_level"):
-        datasets = datasets.filter(data_level=filters["data_level"])
-    if filters.get("licence"):
-        datasets = datasets.filter(licence=filters["licence"])
-    if filters.get("collaboration"):
-        datasets = datasets.filter(collaboration__slug=filters["collaboration"])
-    if filters.get("format"):
-        datasets = datasets.filter(versions__files__format=filters["format"]).distinct()
-    if filters.get("keyword"):
-        datasets = datasets.filter(keywords__contains=[filters["keyword"]]) \
-            if connection.vendor == "postgresql" else datasets.filter(
-                keywords__icontains=f'"{filters["keyword"]}"')
-    return datasets
+    return facet_filter(datasets, filters, FACET_FIELDS, many=("format",))
 
 
 def facet_counts(datasets: QuerySet[Dataset]) -> dict[str, list[tuple[str, int]]]:
     """For each facet, its values among ``datasets`` with how many datasets have each."""
-    ids = datasets.values("pk")
-    base = Dataset.objects.filter(pk__in=ids)
-
-    def count(field: str) -> list[tuple[str, int]]:
-        rows = (base.exclude(**{f"{field}__isnull": True}).values_list(field)
-                .annotate(n=Count("pk", distinct=True)).order_by("-n", field))
-        return [(value, n) for value, n in rows if value not in ("", None)]
-
-    keywords: dict[str, int] = {}
-    for words in base.values_list("keywords", flat=True):
-        for word in set(words or []):
-            keywords[word] = keywords.get(word, 0) + 1
-    return {
-        "experiment": count("experiment"),
-        "data_level": count("data_level"),
-        "licence": count("licence"),
-        "collaboration": count("collaboration__slug"),
-        "format": count("versions__files__format"),
-        "keyword": sorted(keywords.items(), key=lambda item: (-item[1], item[0]))[:30],
-    }
+    return search.facet_counts(datasets, FACET_FIELDS)

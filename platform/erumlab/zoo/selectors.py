@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from django.db import connection
-from django.db.models import Count, Exists, Max, OuterRef, QuerySet
+from django.db.models import Exists, Max, OuterRef, QuerySet
 
 from erumlab.accounts.models import User
-from erumlab.core.search import text_search
+from erumlab.core import search
+from erumlab.core.search import facet_filter, text_search
 from erumlab.core.visibility import editor_q, readable_q
 from erumlab.zoo.models import Alias, Model, ModelFile, ModelVersion
 
@@ -67,44 +67,20 @@ def models_search(models: QuerySet[Model], query: str) -> QuerySet[Model]:
     return text_search(models, query)
 
 
-FACETS = ("task", "domain", "framework", "licence", "keyword", "collaboration")
+# facet -> the field its value is; in the order the list page shows them
+FACET_FIELDS = {"task": "task", "domain": "domain", "framework": "versions__framework",
+                "licence": "licence", "collaboration": "collaboration__slug",
+                "keyword": "keywords"}
+FACETS = tuple(FACET_FIELDS)
 
 
 def models_filtered(models: QuerySet[Model], filters: dict[str, str]) -> QuerySet[Model]:
-    for field in ("task", "domain", "licence"):
-        if filters.get(field):
-            models = models.filter(**{field: filters[field]})
-    if filters.get("collaboration"):
-        models = models.filter(collaboration__slug=filters["collaboration"])
-    if filters.get("framework"):
-        models = models.filter(versions__framework=filters["framework"]).distinct()
-    if filters.get("keyword"):
-        models = models.filter(keywords__contains=[filters["keyword"]]) \
-            if connection.vendor == "postgresql" else models.filter(
-                keywords__icontains=f'"{filters["keyword"]}"')
-    return models
+    return facet_filter(models, filters, FACET_FIELDS, many=("framework",))
 
 
 def facet_counts(models: QuerySet[Model]) -> dict[str, list[tuple[str, int]]]:
-    base = Model.objects.filter(pk__in=models.values("pk"))
-
-    def count(field: str) -> list[tuple[str, int]]:
-        rows = (base.exclude(**{f"{field}__isnull": True}).values_list(field)
-                .annotate(n=Count("pk", distinct=True)).order_by("-n", field))
-        return [(value, n) for value, n in rows if value not in ("", None)]
-
-    keywords: dict[str, int] = {}
-    for words in base.values_list("keywords", flat=True):
-        for word in set(words or []):
-            keywords[word] = keywords.get(word, 0) + 1
-    return {
-        "task": count("task"),
-        "domain": count("domain"),
-        "framework": count("versions__framework"),
-        "licence": count("licence"),
-        "collaboration": count("collaboration__slug"),
-        "keyword": sorted(keywords.items(), key=lambda item: (-item[1], item[0]))[:30],
-    }
+    """For each facet, its values among ``models`` with how many models have each."""
+    return search.facet_counts(models, FACET_FIELDS)
 
 
 def with_latest_number(models: QuerySet[Model]) -> QuerySet[Model]:
