@@ -10,7 +10,7 @@ from django.core.files.storage import default_storage
 from erumlab.accounts.services import api_token_issue
 from erumlab.catalogue.models import DatasetFile
 from erumlab.client import Client
-from erumlab.client.datasets import ChecksumMismatch
+from erumlab.client.files import ChecksumMismatch
 from tests.catalogue.conftest import hdf5_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)

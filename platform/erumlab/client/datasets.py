@@ -11,28 +11,17 @@ Files are downloaded once into a cache (ERUMLAB_CACHE_DIR, default
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from erumlab.client.files import cached_download, sha256_file
+
 if TYPE_CHECKING:
     from erumlab.client.api import Client
 
 CHUNK = 8 * 1000 * 1000
-
-
-class ChecksumMismatch(RuntimeError):
-    pass
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cache_dir() -> Path:
@@ -83,25 +72,10 @@ class Datasets:
                 if direct.is_file() and direct.stat().st_size == record["size"]:
                     opened.paths[record["name"]] = direct
                     continue
-            opened.paths[record["name"]] = self._cached(slug, info["number"], record, folder)
+            opened.paths[record["name"]] = cached_download(
+                self.client, f"datasets/{slug}/versions/{info['number']}/files/{record['id']}/download",
+                record, folder)
         return opened
-
-    def _cached(self, slug: str, number: int, record: dict[str, Any], folder: Path) -> Path:
-        target = folder / record["name"]
-        verified = target.with_name(f".{target.name}.sha256")
-        if target.is_file() and verified.is_file() and \
-                verified.read_text().strip() == record["sha256"] and \
-                target.stat().st_size == record["size"]:
-            return target
-        self.client.download(
-            f"datasets/{slug}/versions/{number}/files/{record['id']}/download", target)
-        actual = _sha256(target)
-        if actual != record["sha256"]:
-            target.unlink(missing_ok=True)
-            raise ChecksumMismatch(f"{record['name']}: expected SHA-256 {record['sha256']}, "
-                                   f"got {actual}; the download was discarded")
-        verified.write_text(actual)
-        return target
 
     def create(self, title: str, **fields: Any) -> dict[str, Any]:
         return self.client.request("POST", "datasets/", json={"title": title, **fields})
@@ -119,7 +93,7 @@ class Datasets:
         size = path.stat().st_size
         upload = self.client.request("POST", "uploads/", json={
             "dataset": slug, "version": version, "name": name or path.name, "size": size,
-            "sha256": _sha256(path)})
+            "sha256": sha256_file(path)})
         offset = 0
         with path.open("rb") as handle:
             while offset < size:

@@ -14,14 +14,14 @@ ONNX Runtime session. Nothing is unpickled: the client publishes safetensors
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from erumlab.client.datasets import ChecksumMismatch, cache_dir
+from erumlab.client.datasets import cache_dir
+from erumlab.client.files import cached_download, sha256_file
 
 if TYPE_CHECKING:
     import torch
@@ -31,14 +31,6 @@ if TYPE_CHECKING:
 
 class PublishFailed(RuntimeError):
     pass
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def parse_reference(name: str, version: int | None = None,
@@ -77,27 +69,10 @@ class Models:
         name, version, alias = parse_reference(name, version, alias)
         info = self.version(name, version, alias)
         folder = cache_dir() / "models" / name / f"v{info['number']}"
-        paths = {record["role"]: self._cached(name, info["number"], record, folder)
-                 for record in info["files"]}
+        paths = {record["role"]: cached_download(
+            self.client, f"models/{name}/versions/{info['number']}/files/{record['id']}/download/",
+            record, folder) for record in info["files"]}
         return info, paths
-
-    def _cached(self, name: str, number: int, record: dict[str, Any], folder: Path) -> Path:
-        target = folder / record["name"]
-        verified = target.with_name(f".{target.name}.sha256")
-        # A verified copy: its marker names this content and the size still matches.
-        if target.is_file() and verified.is_file() and \
-                verified.read_text().strip() == record["sha256"] and \
-                target.stat().st_size == record["size"]:
-            return target
-        self.client.download(
-            f"models/{name}/versions/{number}/files/{record['id']}/download/", target)
-        actual = _sha256(target)
-        if actual != record["sha256"]:
-            target.unlink(missing_ok=True)
-            raise ChecksumMismatch(f"{record['name']}: expected SHA-256 {record['sha256']}, "
-                                   f"got {actual}; the download was discarded")
-        verified.write_text(actual)
-        return target
 
     def load(self, name: str, version: int | None = None, alias: str | None = None, *,
              device: str = "cpu") -> Any:
@@ -163,7 +138,7 @@ class Models:
                 parent = parent or getattr(module, "erumlab_version", None)
             if parent:
                 metadata["parent"] = parent
-            metadata["sha256"] = _sha256(weights)
+            metadata["sha256"] = sha256_file(weights)
             files = {"weights": weights}
             if example_input is not None:
                 from safetensors.numpy import save_file
@@ -171,7 +146,7 @@ class Models:
                 example = Path(scratch) / "example_input.safetensors"
                 save_file({k: _numpy(v) for k, v in example_input.items()}, str(example))
                 files["example_input"] = example
-                metadata["example_sha256"] = _sha256(example)
+                metadata["example_sha256"] = sha256_file(example)
             handles = {role: path.open("rb") for role, path in files.items()}
             try:
                 result = self.client.request(
