@@ -233,6 +233,17 @@ def test_the_apis_share_only_into_a_collaboration_the_caller_belongs_to(people, 
     assert created.json()["collaboration"] == people["collaboration"].slug
 
 
+def test_an_invalid_facet_value_is_named_and_the_valid_ones_still_apply(make_dataset):
+    make_dataset(title="Electron showers", data_level="simulated", keywords=["gan"])
+    make_dataset(title="Muon tracks", data_level="reconstructed", keywords=["tracking"])
+    page = Client().get("/datasets/", {"data_level": "bogus", "keyword": "gan"}).content.decode()
+    alert = page.split('role="alert">')[1].split("</ul>")[0]
+    assert "Data level" in alert and "bogus is not one of the available choices" in alert
+    results = page.split('aria-label="Results"')[1]
+    assert "Electron showers" in results and "Muon tracks" not in results
+    assert 'role="alert"' not in Client().get("/datasets/").content.decode()
+
+
 def test_keywords_must_be_a_list_of_words(people):
     _, api = _clients(people, "owner")
     response = api.post("/api/v1/datasets/", {"title": "Bad keywords", "keywords": "muons"},

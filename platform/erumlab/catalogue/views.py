@@ -55,7 +55,9 @@ def _file_or_404(request: HttpRequest, slug: str, number: int, file_id) -> Datas
 def dataset_list(request: HttpRequest) -> HttpResponse:
     form = SearchForm(request.GET or None)
     datasets = selectors.datasets_visible_to(request.user)
-    filters = form.cleaned_data if form.is_valid() else {}
+    if form.is_bound:
+        form.is_valid()  # an invalid facet value is shown as an error and left out
+    filters = getattr(form, "cleaned_data", {})
     datasets = selectors.datasets_filtered(datasets, filters)
     datasets = selectors.datasets_search(datasets, filters.get("q", ""))
     page = Paginator(datasets, 20).get_page(request.GET.get("page"))

@@ -34,7 +34,9 @@ def _version_or_404(request: HttpRequest, model: Model, number: int) -> ModelVer
 def model_list(request: HttpRequest) -> HttpResponse:
     form = SearchForm(request.GET or None)
     models = selectors.with_latest_number(selectors.models_visible_to(request.user))
-    filters = form.cleaned_data if form.is_valid() else {}
+    if form.is_bound:
+        form.is_valid()  # an invalid facet value is shown as an error and left out
+    filters = getattr(form, "cleaned_data", {})
     models = selectors.models_filtered(models, filters)
     models = selectors.models_search(models, filters.get("q", ""))
     page = Paginator(models, 20).get_page(request.GET.get("page"))
