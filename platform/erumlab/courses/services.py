@@ -523,15 +523,6 @@ def submission_grade(*, submission_id: str) -> Submission:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _render(notebook: nbformat.NotebookNode) -> str:
-    from nbconvert import HTMLExporter
-
-    exporter = HTMLExporter(template_name="lab")
-    exporter.embed_images = True
-    body, _ = exporter.from_notebook_node(notebook)
-    return body
-
-
 def _record(submission: Submission, report: Any) -> Submission:
     base = f"courses/submissions/{submission.pk}"
     notebook_key = html_key = ""
@@ -539,8 +530,10 @@ def _record(submission: Submission, report: Any) -> Submission:
         text = nbformat.writes(report.notebook)
         notebook_key = default_storage.save(f"{base}/graded.ipynb", ContentFile(text.encode()))
         try:
+            from erumlab.jobs.execution import render_html  # papermill: workers only
+
             html_key = default_storage.save(f"{base}/graded.html",
-                                            ContentFile(_render(report.notebook).encode()))
+                                            ContentFile(render_html(report.notebook).encode()))
         except Exception:
             log.warning("could not render submission %s", submission.pk, exc_info=True)
     with transaction.atomic():

@@ -189,6 +189,16 @@ class ErumlabEngine(NBClientEngine):
 papermill_engines.register(ENGINE_NAME, ErumlabEngine)
 
 
+def render_html(notebook: nbformat.NotebookNode) -> str:
+    """A notebook as one self-contained HTML page (JupyterLab's look, images embedded)."""
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab")
+    exporter.embed_images = True
+    body, _ = exporter.from_notebook_node(notebook)
+    return body
+
+
 def run_notebook(*, notebook: nbformat.NotebookNode, parameters: dict[str, Any], workdir: Path,
                  output_path: Path, kernel_env: dict[str, str], observer: Observer,
                  wall_time_limit: float, kernel_name: str = "python3",

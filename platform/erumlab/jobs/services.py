@@ -461,15 +461,6 @@ def _store_file(key: str, path: Path) -> tuple[str, str]:
     return stored, digest.hexdigest()
 
 
-def _render_html(notebook_path: Path) -> str:
-    from nbconvert import HTMLExporter
-
-    exporter = HTMLExporter(template_name="lab")
-    exporter.embed_images = True
-    body, _ = exporter.from_filename(str(notebook_path))
-    return body
-
-
 def _record_outcome(job: Job, result, workdir: Path, output_path: Path) -> Job:  # noqa: ANN001
     base = f"jobs/{job.pk}"
     state = {"succeeded": Job.State.SUCCEEDED, "cancelled": Job.State.CANCELLED}.get(
@@ -494,8 +485,10 @@ def _record_outcome(job: Job, result, workdir: Path, output_path: Path) -> Job: 
     if output_path.exists():
         output_key, _ = _store_file(f"{base}/output.ipynb", output_path)
         try:
-            html_key = default_storage.save(f"{base}/output.html",
-                                            ContentFile(_render_html(output_path).encode()))
+            from erumlab.jobs.execution import render_html  # papermill: workers only
+
+            html = render_html(nbformat.read(output_path, as_version=4))
+            html_key = default_storage.save(f"{base}/output.html", ContentFile(html.encode()))
         except Exception:  # a notebook that cannot be rendered still has its .ipynb
             log.warning("could not render job %s to HTML", job.pk, exc_info=True)
     with transaction.atomic():
