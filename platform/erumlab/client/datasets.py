@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from erumlab.client.files import cached_download, sha256_file
+# ChecksumMismatch is raised here and has been importable from here
+from erumlab.client.files import ChecksumMismatch, cached_download, sha256_file  # noqa: F401
 
 if TYPE_CHECKING:
     from erumlab.client.api import Client
