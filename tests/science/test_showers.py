@@ -130,6 +130,12 @@ def test_training_steps_change_the_networks_and_checkpoints_resume(tiny_sample, 
                           tiny_sample.positions, iterations=3, batch_size=8, n_critic=1,
                           device="cpu", checkpoint=checkpoint, progress=False)
     assert resumed.resumed_from == 2
+    # a checkpoint of networks of another shape is refused by name, not half-loaded
+    other, other_critic = model.build("hgcal-7x12x15", response=response, sparse_gate=True, seed=0)
+    with pytest.raises(ValueError, match="ck.pt: this checkpoint was written by networks of another"):
+        model.train(other, other_critic, tiny_sample.cells, tiny_sample.energies,
+                    tiny_sample.positions, iterations=4, batch_size=8, n_critic=1, device="cpu",
+                    checkpoint=checkpoint, progress=False)
 
 
 def test_generation_shapes_non_negativity_and_zoo_round_trip(tmp_path):
@@ -189,6 +195,30 @@ def test_the_stochastic_latent_shrinks_relative_fluctuations_as_one_over_sqrt_e(
             spread[energy] = float(total.std() / total.mean())
     # sqrt(20 / 80) = 0.5 for a network linear in its latent input; near it for this one
     assert 0.35 < spread[80.0] / spread[20.0] < 0.65
+
+
+def test_the_sparse_gate_thins_cells_out_and_keeps_the_mean_energy():
+    generator, _ = model.build("hgcal-7x12x15", response=2.6, sparse_gate=True, seed=0)
+    assert generator.sparse_gate
+    n = 4000
+    latent = torch.randn(1, generator.latent_dim).repeat(n, 1)
+    cond = torch.tensor([[50.0, 0.0, 0.0]]).repeat(n, 1)
+    with torch.no_grad():
+        generator.sparse_gate = False
+        expected = generator.normalised(latent[:1], cond[:1])[0]
+        generator.sparse_gate = True
+        generator.gate_head.weight.zero_()
+        generator.gate_head.bias.fill_(-1.0)  # every cell fires in sigmoid(-1) = 27 % of showers
+        gated = generator.normalised(latent, cond)
+    fired = (gated > 0).double().mean(dim=0)[expected > 0]
+    assert float(fired.mean()) == pytest.approx(0.269, abs=0.01)
+    # a fired cell carries its expected energy / p: the mean over showers is the expectation
+    core = expected > 0.01
+    np.testing.assert_allclose(gated.mean(dim=0)[core].numpy(), expected[core].numpy(), rtol=0.15)
+    assert float(gated.sum(dim=1).mean()) == pytest.approx(float(expected.sum()), rel=0.03)
+    # the discrete choice still passes a gradient to the gate's head
+    generator.normalised(latent[:64], cond[:64]).sum().backward()
+    assert float(generator.gate_head.weight.grad.abs().sum()) > 0
 
 
 # Metrics -------------------------------------------------------------------------------------
@@ -283,7 +313,7 @@ def test_template_runs_with_tiny_parameters(tmp_path, monkeypatch):
         str(TEMPLATE), str(tmp_path / "out.ipynb"), cwd=str(tmp_path), kernel_name="python3",
         parameters={"train_energies": "20,40", "held_out_energy": 30.0, "showers_per_energy": 24,
                     "iterations": 3, "batch_size": 16, "classifier_epochs": 2,
-                    "speed_showers": 8}, progress_bar=False)
+                    "speed_showers": 8, "sparse_gate": True}, progress_bar=False)
     result = json.loads((tmp_path / "metrics.json").read_text())
     expected = {"training.png", "energy_response.png", "profiles_held_out.png",
                 "correlations_held_out.png", "mean_showers_held_out.png", "speedup.png"}
@@ -300,4 +330,8 @@ def test_template_runs_with_tiny_parameters(tmp_path, monkeypatch):
     assert [r["energy_gev"] for r in result["speedup"]] == [20.0, 50.0, 90.0]
     assert all(r["speedup_cpu"] > 0 for r in result["speedup"])
     assert result["data"]["showers"] == 72 and result["published"] == {}
+    # the gated generator (the job test in tests/jobs runs the default one), its own checkpoint
+    assert result["parameters"]["sparse_gate"] is True
+    assert len(list((tmp_path / "checkpoints").glob("calo-wgan-*-s0-gate.pt"))) == 1
+    assert model.load(tmp_path / "calo-wgan.safetensors").sparse_gate
     assert list((tmp_path / "cache" / "showers").glob("showers-hgcal-7x12x15-*.npz"))

@@ -40,6 +40,7 @@ from erumlab.science.showers.geometry import get
 
 ENERGY_SCALE_GEV = 100.0
 LATENT_REFERENCE_GEV = 50.0  # with stochastic_latent, the latent vector counts fully here
+GATE_TEMPERATURE = 0.3  # of the Gumbel-sigmoid relaxation of the sparse gate
 REFERENCE_RECIPE = {"latent_dim": 10, "gp_lambda": 5.0, "n_critic": 9, "betas": (0.0, 0.9)}
 
 
@@ -81,6 +82,16 @@ class ShowerGenerator(tnn.Module):
     calorimeter's resolution, which the network would otherwise have to
     learn from the critic's weak second-order signal (it can still correct it).
 
+    With ``sparse_gate`` a third head gives each cell a probability p to
+    fire in this shower; a cell fires with that probability (a Bernoulli
+    draw, relaxed for the gradient as a Gumbel-sigmoid at temperature 0.3,
+    hard in the forward pass) and then carries its expected energy / p, so
+    the mean is unchanged. Without it a softmax can widen a shower only by
+    raising many halo cells a little; simulated halos are a few MIP-sized
+    deposits in otherwise empty cells, which the gate lets the generator make.
+    The draws take ``uniform`` noise (one number per cell) if given, else
+    the global torch generator's.
+
     ``response`` is the mean visible MeV per GeV of primary energy of the
     training sample; ``position_scale_mm`` the cell size that positions are
     measured in. ``forward(latent, conditions)`` takes the raw conditions.
@@ -88,7 +99,8 @@ class ShowerGenerator(tnn.Module):
 
     def __init__(self, *, geometry: str = "hgcal-7x12x15", latent_dim: int = 10,
                  hidden: list[int] | None = None, response: float = 2.6,
-                 position_scale_mm: float = 10.0, stochastic_latent: bool = False) -> None:
+                 position_scale_mm: float = 10.0, stochastic_latent: bool = False,
+                 sparse_gate: bool = False) -> None:
         super().__init__()
         geo = get(geometry)
         self.geometry_name = geo.name
@@ -104,6 +116,13 @@ class ShowerGenerator(tnn.Module):
         self.layer_head = tnn.Linear(widths[-1], geo.layers)
         self.cell_head = tnn.Linear(widths[-1], geo.cells)
         self.stochastic_latent = bool(stochastic_latent)
+        self.sparse_gate = bool(sparse_gate)
+        if self.sparse_gate:
+            # starts with every cell firing in 95 % of the showers: close to no gate
+            self.gate_head = tnn.Linear(widths[-1], geo.cells)
+            with torch.no_grad():
+                self.gate_head.weight.mul_(0.1)
+                self.gate_head.bias.fill_(3.0)
 
     @torch.no_grad()
     def initialise_output(self, mean_cells: torch.Tensor) -> None:
@@ -122,7 +141,8 @@ class ShowerGenerator(tnn.Module):
         self.layer_head.bias.copy_(torch.log(torch.expm1(layer_energy)).float())
         self.cell_head.bias.copy_(torch.log(fractions.clamp_min(1e-7)).reshape(-1).float())
 
-    def normalised(self, latent: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+    def normalised(self, latent: torch.Tensor, conditions: torch.Tensor,
+                   uniform: torch.Tensor | None = None) -> torch.Tensor:
         """Cells in units of response * E, flattened: what the critic sees."""
         layers, rows, cols = self.shape
         cond = conditions_tensor(conditions[:, 0], conditions[:, 1:3], self.position_scale_mm)
@@ -132,15 +152,22 @@ class ShowerGenerator(tnn.Module):
         energy = tnn.functional.softplus(self.layer_head(h))
         shape = torch.softmax(self.cell_head(h).reshape(-1, layers, rows * cols), dim=2)
         cells = (shape * energy[:, :, None]).reshape(len(h), -1)
+        if self.sparse_gate:
+            logit = self.gate_head(h)
+            u = (torch.rand_like(logit) if uniform is None else uniform).clamp(1e-6, 1 - 1e-6)
+            soft = torch.sigmoid((logit + torch.log(u) - torch.log1p(-u)) / GATE_TEMPERATURE)
+            gate = (soft > 0.5).to(soft.dtype) + soft - soft.detach()  # hard, straight through
+            cells = cells * gate / torch.sigmoid(logit)
         unit = conditions[:, :1] * self.response  # MeV per normalised unit
         # The readout's zero suppression, in units of response * E. Straight through: the
         # forward pass suppresses, the gradient passes as if it did not, so the critic can
         # still pull cells below the threshold up (a hard mask would freeze them at zero).
         return cells + (cells * (cells >= self.threshold_mev / unit) - cells).detach()
 
-    def forward(self, latent: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+    def forward(self, latent: torch.Tensor, conditions: torch.Tensor,
+                uniform: torch.Tensor | None = None) -> torch.Tensor:
         scale = conditions[:, :1] * self.response
-        return (self.normalised(latent, conditions) * scale).reshape(-1, *self.shape)
+        return (self.normalised(latent, conditions, uniform) * scale).reshape(-1, *self.shape)
 
 
 class ShowerCritic(tnn.Module):
@@ -196,13 +223,14 @@ class ShowerCritic(tnn.Module):
 def build(geometry: str = "hgcal-7x12x15", *, response: float, latent_dim: int = 10,
           generator_hidden: list[int] | None = None, critic_hidden: list[int] | None = None,
           position_scale_mm: float | None = None, stochastic_latent: bool = True,
-          seed: int = 0) -> tuple[ShowerGenerator, ShowerCritic]:
+          sparse_gate: bool = False, seed: int = 0) -> tuple[ShowerGenerator, ShowerCritic]:
     """A fresh generator and critic for ``geometry`` (positions in units of its cell size)."""
     torch.manual_seed(seed)
     scale = float(position_scale_mm or get(geometry).cell_mm)
     generator = ShowerGenerator(geometry=get(geometry).name, latent_dim=latent_dim,
                                 hidden=generator_hidden, response=response,
-                                position_scale_mm=scale, stochastic_latent=stochastic_latent)
+                                position_scale_mm=scale, stochastic_latent=stochastic_latent,
+                                sparse_gate=sparse_gate)
     return generator, ShowerCritic(get(geometry).name, critic_hidden, scale)
 
 
@@ -283,8 +311,14 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
     if saved is not None and saved.is_file():
         # Tensors and plain containers only: a checkpoint file is never unpickled.
         state = torch.load(saved, map_location=target, weights_only=True)
-        generator.load_state_dict(state["generator"])
-        critic.load_state_dict(state["critic"])
+        try:
+            generator.load_state_dict(state["generator"])
+            critic.load_state_dict(state["critic"])
+        except RuntimeError as error:
+            raise ValueError(
+                f"{saved}: this checkpoint was written by networks of another shape (another "
+                f"erumlab version or other parameters); delete it to train afresh. {error}"
+            ) from error
         g_opt.load_state_dict(state["generator_optimiser"])
         c_opt.load_state_dict(state["critic_optimiser"])
         start = result.resumed_from = int(state["iteration"])
@@ -381,7 +415,9 @@ def generate(model: ShowerGenerator, energies: np.ndarray | list[float] | float,
         cond = torch.as_tensor(np.column_stack([energies[begin:end], positions[begin:end]]),
                                device=target)
         latent = torch.randn(end - begin, model.latent_dim, device=target, generator=rng)
-        out[begin:end] = model(latent, cond).float().cpu().numpy()
+        uniform = (torch.rand(end - begin, int(np.prod(model.shape)), device=target, generator=rng)
+                   if getattr(model, "sparse_gate", False) else None)
+        out[begin:end] = model(latent, cond, uniform).float().cpu().numpy()
     model.train(was_training)
     return out
 
