@@ -130,7 +130,7 @@ def test_training_steps_change_the_networks_and_checkpoints_resume(tiny_sample, 
                           tiny_sample.positions, iterations=3, batch_size=8, n_critic=1,
                           device="cpu", checkpoint=checkpoint, progress=False)
     assert resumed.resumed_from == 2
-    # a checkpoint of networks of another shape is refused by name, not half-loaded
+    # a checkpoint of networks of another shape is refused with an error naming the file
     other, other_critic = model.build("hgcal-7x12x15", response=response, sparse_gate=True, seed=0)
     with pytest.raises(ValueError, match="ck.pt: this checkpoint was written by networks of another"):
         model.train(other, other_critic, tiny_sample.cells, tiny_sample.energies,
