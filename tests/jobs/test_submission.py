@@ -248,3 +248,14 @@ def test_the_job_list_filters_by_state_and_template(client, user, hello, slow_te
     assert slow.short_id in by_state and queued.short_id not in by_state
     by_template = client.get(reverse("jobs:list"), {"template": "hello"}).content.decode()
     assert queued.short_id in by_template and slow.short_id not in by_template
+
+
+def test_the_job_lists_pager_keeps_the_filters(client, user, hello):
+    jobs = [services.job_submit(owner=user, template=hello, parameters={}) for _ in range(26)]
+    client.force_login(user)
+    page = client.get(reverse("jobs:list"), {"state": "queued", "template": "hello"}).content.decode()
+    following = page.split('aria-label="Pages"')[1].split("</nav>")[0]
+    link = following.split('href="')[1].split('"')[0].replace("&amp;", "&")
+    assert link == "?state=queued&template=hello&page=2"
+    second = client.get(reverse("jobs:list") + link).content.decode()
+    assert "Page 2 of 2" in second and jobs[0].short_id in second

@@ -36,7 +36,10 @@ def job_list(request: HttpRequest) -> HttpResponse:
     if filters.is_valid():
         jobs = selectors.jobs_filtered(jobs, user=request.user, **filters.cleaned_data)
     page = Paginator(jobs, 25).get_page(request.GET.get("page"))
-    return render(request, "jobs/job_list.html", {"page": page, "filters": filters})
+    # the pager's links keep the chosen filters (includes/pages.html)
+    active = {name: request.GET[name] for name in filters.fields if request.GET.get(name)}
+    return render(request, "jobs/job_list.html", {"page": page, "filters": filters,
+                                                  "active": active})
 
 
 @login_required

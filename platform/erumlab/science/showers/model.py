@@ -416,7 +416,7 @@ def generate(model: ShowerGenerator, energies: np.ndarray | list[float] | float,
                                device=target)
         latent = torch.randn(end - begin, model.latent_dim, device=target, generator=rng)
         uniform = (torch.rand(end - begin, int(np.prod(model.shape)), device=target, generator=rng)
-                   if getattr(model, "sparse_gate", False) else None)
+                   if model.sparse_gate else None)
         out[begin:end] = model(latent, cond, uniform).float().cpu().numpy()
     model.train(was_training)
     return out
