@@ -221,6 +221,52 @@ def test_the_sparse_gate_thins_cells_out_and_keeps_the_mean_energy():
     assert float(generator.gate_head.weight.grad.abs().sum()) > 0
 
 
+def test_generation_draws_the_gate_as_training_does_and_a_low_rank_gate_is_cheap():
+    full, _ = model.build("hgcal-7x12x15", response=2.6, sparse_gate=True, gate_rank=0, seed=0)
+    low, _ = model.build("hgcal-7x12x15", response=2.6, sparse_gate=True, gate_rank=64, seed=0)
+    plain, _ = model.build("hgcal-7x12x15", response=2.6, seed=0)
+    # a full gate head nearly doubles the multiply-accumulates per shower; rank 64 adds 16 %
+    assert model.parameter_budget(full) > 1.8 * model.parameter_budget(plain)
+    assert model.parameter_budget(low) < 1.2 * model.parameter_budget(plain)
+    with torch.no_grad():  # an untrained gate fires 95 % of cells: make it choose
+        low.gate_head.weight.normal_(0.0, 0.5)
+        low.gate_head.bias.fill_(0.0)
+    latent, cond = torch.randn(256, low.latent_dim), torch.tensor([[50.0, 3.0, -2.0]]).repeat(256, 1)
+    uniform = torch.rand(256, 7 * 12 * 15)
+    trained_way = low(latent, cond, uniform)  # with gradients: the relaxed, straight-through draw
+    with torch.no_grad():
+        fused = low(latent, cond, uniform)  # generation: u > 1 - p, one comparison
+    fired = fused > 0
+    assert 0.1 < float(fired.double().mean()) < 0.9
+    assert torch.equal(fired, trained_way.detach() > 0)
+    torch.testing.assert_close(fused, trained_way.detach(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="gate_rank"):
+        model.build("hgcal-7x12x15", response=2.6, sparse_gate=True, gate_rank=-1)
+
+
+def test_the_renormalised_gate_moves_energy_within_a_layer_and_keeps_the_layer_energies():
+    n = 2000
+    spreads = {}
+    for renorm in (True, False):
+        generator, _ = model.build("hgcal-7x12x15", response=2.6, sparse_gate=True,
+                                   gate_renorm=renorm, seed=0)
+        with torch.no_grad():
+            generator.gate_head.weight.zero_()
+            generator.gate_head.bias.fill_(0.0)  # every cell fires in half of the showers
+            latent = torch.randn(1, generator.latent_dim).repeat(n, 1)
+            cond = torch.tensor([[50.0, 0.0, 0.0]]).repeat(n, 1)
+            layers = generator(latent, cond).sum(dim=(2, 3))  # same shower, n gate draws
+            generator.sparse_gate = False
+            ungated = generator(latent[:1], cond[:1]).sum(dim=(2, 3))[0]
+        assert float((layers > 0).all(dim=1).double().mean()) > 0.99
+        spreads[renorm] = (layers.std(dim=0) / layers.mean(dim=0)).max()
+        if renorm:  # each layer holds the layer head's energy, less what the readout suppresses
+            assert torch.all(layers <= ungated * 1.05)
+            assert torch.all(layers.mean(dim=0) > 0.9 * ungated)
+    # without it the draws alone would make the layer energies (and the resolution) fluctuate
+    assert spreads[True] < 0.05 < spreads[False]
+
+
 # Metrics -------------------------------------------------------------------------------------
 
 

@@ -41,6 +41,7 @@ from erumlab.science.showers.geometry import get
 ENERGY_SCALE_GEV = 100.0
 LATENT_REFERENCE_GEV = 50.0  # with stochastic_latent, the latent vector counts fully here
 GATE_TEMPERATURE = 0.3  # of the Gumbel-sigmoid relaxation of the sparse gate
+GATE_RANK = 64  # the gate's head reads the trunk through this many numbers (generation cost +16 %)
 REFERENCE_RECIPE = {"latent_dim": 10, "gp_lambda": 5.0, "n_critic": 9, "betas": (0.0, 0.9)}
 
 
@@ -90,7 +91,15 @@ class ShowerGenerator(tnn.Module):
     raising many halo cells a little; simulated halos are a few MIP-sized
     deposits in otherwise empty cells, which the gate lets the generator make.
     The draws take ``uniform`` noise (one number per cell) if given, else
-    the global torch generator's.
+    the global torch generator's; without gradients (generation) the draw is
+    the same comparison fused into one, u > 1 - p. The gate's head reads
+    the trunk through ``gate_rank`` numbers (0: all 512), which keeps its cost
+    at a seventh of the network's instead of nearly a half. With
+    ``gate_renorm`` the fired cells of each layer are rescaled to the layer's
+    energy: the gate then decides where in a layer the energy lies, not how
+    much there is, so the layer energies (and the resolution) stay those the
+    layer head learnt from the latent vector; independent per-cell draws
+    would otherwise add fluctuations the simulation does not have.
 
     ``response`` is the mean visible MeV per GeV of primary energy of the
     training sample; ``position_scale_mm`` the cell size that positions are
@@ -100,7 +109,8 @@ class ShowerGenerator(tnn.Module):
     def __init__(self, *, geometry: str = "hgcal-7x12x15", latent_dim: int = 10,
                  hidden: list[int] | None = None, response: float = 2.6,
                  position_scale_mm: float = 10.0, stochastic_latent: bool = False,
-                 sparse_gate: bool = False) -> None:
+                 sparse_gate: bool = False, gate_renorm: bool = False,
+                 gate_rank: int = 0) -> None:
         super().__init__()
         geo = get(geometry)
         self.geometry_name = geo.name
@@ -117,9 +127,17 @@ class ShowerGenerator(tnn.Module):
         self.cell_head = tnn.Linear(widths[-1], geo.cells)
         self.stochastic_latent = bool(stochastic_latent)
         self.sparse_gate = bool(sparse_gate)
+        # Defaults are the first gate's (full head, no renormalisation), so generators saved
+        # before these options existed rebuild as they were; ``build`` picks today's.
+        self.gate_renorm = bool(gate_renorm)
+        self.gate_rank = int(gate_rank)
+        if self.gate_rank < 0:
+            raise ValueError("gate_rank must be 0 (full) or positive")
         if self.sparse_gate:
             # starts with every cell firing in 95 % of the showers: close to no gate
-            self.gate_head = tnn.Linear(widths[-1], geo.cells)
+            self.gate_basis = (tnn.Linear(widths[-1], self.gate_rank, bias=False)
+                               if self.gate_rank else tnn.Identity())
+            self.gate_head = tnn.Linear(self.gate_rank or widths[-1], geo.cells)
             with torch.no_grad():
                 self.gate_head.weight.mul_(0.1)
                 self.gate_head.bias.fill_(3.0)
@@ -152,17 +170,30 @@ class ShowerGenerator(tnn.Module):
         energy = tnn.functional.softplus(self.layer_head(h))
         shape = torch.softmax(self.cell_head(h).reshape(-1, layers, rows * cols), dim=2)
         cells = (shape * energy[:, :, None]).reshape(len(h), -1)
-        if self.sparse_gate:
-            logit = self.gate_head(h)
-            u = (torch.rand_like(logit) if uniform is None else uniform).clamp(1e-6, 1 - 1e-6)
-            soft = torch.sigmoid((logit + torch.log(u) - torch.log1p(-u)) / GATE_TEMPERATURE)
-            gate = (soft > 0.5).to(soft.dtype) + soft - soft.detach()  # hard, straight through
-            cells = cells * gate / torch.sigmoid(logit)
         unit = conditions[:, :1] * self.response  # MeV per normalised unit
+        training = torch.is_grad_enabled()
+        if self.sparse_gate:
+            logit = self.gate_head(self.gate_basis(h))
+            u = torch.rand_like(logit) if uniform is None else uniform
+            if training:
+                u = u.clamp(1e-6, 1 - 1e-6)
+                soft = torch.sigmoid((logit + torch.log(u) - torch.log1p(-u)) / GATE_TEMPERATURE)
+                gate = (soft > 0.5).to(soft.dtype) + soft - soft.detach()  # hard, straight through
+                cells = cells * gate / torch.sigmoid(logit)
+            else:  # generation: the same draw (soft > 1/2 <=> u > 1 - p) in a few passes
+                p = torch.sigmoid(logit)
+                cells = torch.where(u > 1 - p, cells / p, 0.0)
+            if self.gate_renorm:
+                cells = cells.reshape(-1, layers, rows * cols)
+                cells = cells * (energy / cells.sum(dim=2).clamp_min(1e-9))[:, :, None]
+                cells = cells.reshape(len(h), -1)
         # The readout's zero suppression, in units of response * E. Straight through: the
         # forward pass suppresses, the gradient passes as if it did not, so the critic can
         # still pull cells below the threshold up (a hard mask would freeze them at zero).
-        return cells + (cells * (cells >= self.threshold_mev / unit) - cells).detach()
+        threshold = self.threshold_mev / unit
+        if not training:
+            return cells.masked_fill_(cells < threshold, 0.0)
+        return cells + (cells * (cells >= threshold) - cells).detach()
 
     def forward(self, latent: torch.Tensor, conditions: torch.Tensor,
                 uniform: torch.Tensor | None = None) -> torch.Tensor:
@@ -223,14 +254,20 @@ class ShowerCritic(tnn.Module):
 def build(geometry: str = "hgcal-7x12x15", *, response: float, latent_dim: int = 10,
           generator_hidden: list[int] | None = None, critic_hidden: list[int] | None = None,
           position_scale_mm: float | None = None, stochastic_latent: bool = True,
-          sparse_gate: bool = False, seed: int = 0) -> tuple[ShowerGenerator, ShowerCritic]:
-    """A fresh generator and critic for ``geometry`` (positions in units of its cell size)."""
+          sparse_gate: bool = False, gate_rank: int = GATE_RANK, gate_renorm: bool = True,
+          seed: int = 0) -> tuple[ShowerGenerator, ShowerCritic]:
+    """A fresh generator and critic for ``geometry`` (positions in units of its cell size).
+
+    ``gate_rank`` and ``gate_renorm`` shape the sparse gate (see ``ShowerGenerator``)
+    and count only with ``sparse_gate``.
+    """
     torch.manual_seed(seed)
     scale = float(position_scale_mm or get(geometry).cell_mm)
     generator = ShowerGenerator(geometry=get(geometry).name, latent_dim=latent_dim,
                                 hidden=generator_hidden, response=response,
                                 position_scale_mm=scale, stochastic_latent=stochastic_latent,
-                                sparse_gate=sparse_gate)
+                                sparse_gate=sparse_gate, gate_renorm=gate_renorm,
+                                gate_rank=gate_rank)
     return generator, ShowerCritic(get(geometry).name, critic_hidden, scale)
 
 
