@@ -53,8 +53,10 @@ def obtain_generator(args: argparse.Namespace) -> tuple[model.ShowerGenerator, s
                                         response=model.response_of(train.cells, train.energies))
         result = model.train(generator, critic, train.cells, train.energies, train.positions,
                              iterations=args.train_iterations, batch_size=args.batch_size,
-                             seed=args.seed, device="cpu")
-        return generator.to("cpu"), (f"trained here: {args.train_iterations} iterations in "
+                             seed=args.seed, device="cpu", select_every=args.select_every)
+        kept = (f", kept iteration {result.selected_iteration}"
+                if result.selected_iteration is not None else "")
+        return generator.to("cpu"), (f"trained here: {args.train_iterations} iterations{kept} in "
                                      f"{result.seconds:.0f} s"), True
     generator, _ = model.build(args.geometry, response=2.6, seed=args.seed)
     return generator, "untrained generator of the same architecture (timing only)", False
@@ -103,6 +105,9 @@ def main() -> None:
     parser.add_argument("--held-out", type=float, default=70.0)
     parser.add_argument("--showers-per-energy", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--select-every", type=int, default=500,
+                        help="score mean and resolution at the training energies this often "
+                             "and keep the best generator (0: the last)")
     parser.add_argument("--position-spread-mm", type=float, default=10.0)
     parser.add_argument("--showers", type=int, default=200,
                         help="simulated showers timed per energy")

@@ -138,6 +138,34 @@ def test_training_steps_change_the_networks_and_checkpoints_resume(tiny_sample, 
                     checkpoint=checkpoint, progress=False)
 
 
+def test_selection_keeps_the_best_scoring_generator_without_changing_the_training(tiny_sample,
+                                                                                   tmp_path):
+    response = model.response_of(tiny_sample.cells, tiny_sample.energies)
+    runs = {}
+    for select_every in (0, 2):
+        generator, critic = model.build("hgcal-7x12x15", response=response, seed=0)
+        result = model.train(generator, critic, tiny_sample.cells, tiny_sample.energies,
+                             tiny_sample.positions, iterations=6, batch_size=8, n_critic=1,
+                             device="cpu", progress=False, log_every=1, select_every=select_every,
+                             checkpoint=tmp_path / f"ck{select_every}.pt", checkpoint_every=2)
+        runs[select_every] = (generator, result)
+    plain, selected = runs[0][1], runs[2][1]
+    assert plain.selection == [] and plain.selected_iteration is None
+    # scoring draws its own random numbers: the training path is the same
+    assert selected.generator_loss == plain.generator_loss
+    assert [i for i, _ in selected.selection] == [2, 4, 6]
+    scores = dict(selected.selection)
+    assert selected.selected_iteration == min(scores, key=scores.get)
+    # the returned generator is the one that scored best, on the same yardstick
+    yardstick = model._validation_sample(tiny_sample.cells, tiny_sample.energies,
+                                         tiny_sample.positions, 500, 0)
+    assert model.moment_score(runs[2][0], *yardstick) == pytest.approx(
+        scores[selected.selected_iteration], rel=1e-6)
+    # a resumed job keeps the best state seen before the interruption
+    state = torch.load(tmp_path / "ck2.pt", weights_only=True)
+    assert int(state["best"]["iteration"]) == selected.selected_iteration
+
+
 def test_generation_shapes_non_negativity_and_zoo_round_trip(tmp_path):
     generator, _ = model.build("hgcal-7x12x15", response=2.6, seed=0)
     showers = model.generate(generator, [20.0, 50.0, 90.0], np.zeros((3, 2)), seed=1)
@@ -359,7 +387,8 @@ def test_template_runs_with_tiny_parameters(tmp_path, monkeypatch):
         str(TEMPLATE), str(tmp_path / "out.ipynb"), cwd=str(tmp_path), kernel_name="python3",
         parameters={"train_energies": "20,40", "held_out_energy": 30.0, "showers_per_energy": 24,
                     "iterations": 3, "batch_size": 16, "classifier_epochs": 2,
-                    "speed_showers": 8, "sparse_gate": True}, progress_bar=False)
+                    "speed_showers": 8, "sparse_gate": True, "select_every": 2},
+        progress_bar=False)
     result = json.loads((tmp_path / "metrics.json").read_text())
     expected = {"training.png", "energy_response.png", "profiles_held_out.png",
                 "correlations_held_out.png", "mean_showers_held_out.png", "speedup.png"}
@@ -380,4 +409,7 @@ def test_template_runs_with_tiny_parameters(tmp_path, monkeypatch):
     assert result["parameters"]["sparse_gate"] is True
     assert len(list((tmp_path / "checkpoints").glob("calo-wgan-*-s0-gate.pt"))) == 1
     assert model.load(tmp_path / "calo-wgan.safetensors").sparse_gate
+    # scored at iterations 2 and 3 (the end); the kept one is recorded
+    assert [i for i, _ in result["training"]["selection"]] == [2, 3]
+    assert result["training"]["selected_iteration"] in (2, 3)
     assert list((tmp_path / "cache" / "showers").glob("showers-hgcal-7x12x15-*.npz"))

@@ -37,6 +37,7 @@ from torch import nn as tnn
 from erumlab.science import nn
 from erumlab.science.device import select_device
 from erumlab.science.showers.geometry import get
+from erumlab.science.showers.metrics import FIDELITY_TARGETS
 
 ENERGY_SCALE_GEV = 100.0
 LATENT_REFERENCE_GEV = 50.0  # with stochastic_latent, the latent vector counts fully here
@@ -296,6 +297,8 @@ class TrainingResult:
     generator_loss: list[float] = field(default_factory=list)
     wasserstein: list[float] = field(default_factory=list)
     resumed_from: int = 0
+    selection: list[tuple[int, float]] = field(default_factory=list)  # (iteration, moment score)
+    selected_iteration: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -323,7 +326,8 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
           batch_size: int = 256, n_critic: int = 9, learning_rate: float = 2e-4,
           gp_lambda: float = 5.0, device: str = "auto", seed: int = 0,
           checkpoint: Path | None = None, checkpoint_every: int = 200, progress: bool = True,
-          log_every: int = 10) -> TrainingResult:
+          log_every: int = 10, select_every: int = 0,
+          select_showers: int = 500) -> TrainingResult:
     """Train for ``iterations`` generator updates, each after ``n_critic`` critic updates.
 
     The recipe of the reference: Wasserstein loss with gradient penalty
@@ -331,6 +335,15 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
     (both networks, both optimisers, the iteration) is saved there every
     ``checkpoint_every`` iterations and training resumes from it when the
     file exists, so a job killed at its wall-time limit loses little.
+
+    With ``select_every`` the generator is scored every that many iterations
+    (and at the end) by ``moment_score`` against up to ``select_showers``
+    training showers per training energy, and the best-scoring state is the
+    one returned (``selected_iteration``): adversarial training does not
+    converge to a point, and the generated resolution keeps drifting (+30 %
+    at 3000 iterations, -12 % at 8000 in one run). Only training energies are
+    used, so a held-out energy stays a test. The scoring draws its own random
+    numbers: training follows the same path with or without it.
     """
     from tqdm import tqdm
 
@@ -359,9 +372,13 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
         g_opt.load_state_dict(state["generator_optimiser"])
         c_opt.load_state_dict(state["critic_optimiser"])
         start = result.resumed_from = int(state["iteration"])
+        best = state.get("best")
     else:
+        best = None
         generator.initialise_output(real_all.mean(dim=0))
         critic.set_scale(real_all)
+    validation = (_validation_sample(cells, energies_gev, positions_mm, select_showers, seed)
+                  if select_every > 0 else None)
     # Offset by the resumed iteration, so that a resumed run does not replay the same batches.
     generator_rng = torch.Generator(device="cpu").manual_seed(seed + start)
     torch.manual_seed(seed + start)
@@ -397,25 +414,70 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
             result.generator_loss.append(float(g_loss.detach()))
             result.wasserstein.append(distance)
             bar.set_postfix(W=f"{distance:.3f}", refresh=False)
+        if validation is not None and ((iteration + 1) % select_every == 0
+                                       or iteration + 1 == iterations):
+            score = moment_score(generator, *validation)
+            result.selection.append((iteration + 1, score))
+            if best is None or score < float(best["score"]):
+                best = {"score": torch.tensor(score, dtype=torch.float64),
+                        "iteration": torch.tensor(iteration + 1),
+                        "generator": {k: v.detach().clone()
+                                      for k, v in generator.state_dict().items()}}
         if checkpoint is not None and ((iteration + 1) % checkpoint_every == 0
                                        or iteration + 1 == iterations):
-            save_checkpoint(Path(checkpoint), generator, critic, g_opt, c_opt, iteration + 1)
+            save_checkpoint(Path(checkpoint), generator, critic, g_opt, c_opt, iteration + 1,
+                            best=best)
     bar.close()
     result.seconds = time.perf_counter() - started
+    if validation is not None and best is not None:
+        generator.load_state_dict(best["generator"])
+        result.selected_iteration = int(best["iteration"])
     generator.eval()
     critic.eval()
     return result
 
 
+def _validation_sample(cells: np.ndarray, energies_gev: np.ndarray, positions_mm: np.ndarray,
+                       per_energy: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Up to ``per_energy`` showers of every energy, drawn once (the selection's yardstick)."""
+    energies = np.asarray(energies_gev, dtype=np.float64)
+    rng = np.random.default_rng(seed + 7919)
+    pick = np.concatenate([rng.permutation(np.flatnonzero(energies == e))[:int(per_energy)]
+                           for e in np.unique(energies)])
+    return np.asarray(cells)[pick], energies[pick], np.asarray(positions_mm)[pick]
+
+
+def moment_score(generator: ShowerGenerator, cells: np.ndarray, energies_gev: np.ndarray,
+                 positions_mm: np.ndarray, seed: int = 1) -> float:
+    """How far the generated mean energy and resolution are from ``cells``', in target units.
+
+    Per energy, ((mean ratio - 1) / 2 %)^2 + ((resolution ratio - 1) / 10 %)^2 (the fidelity
+    targets), averaged over the energies: 2 means "on the bounds" on average.
+    """
+    energies = np.asarray(energies_gev, dtype=np.float64)
+    real = np.asarray(cells, dtype=np.float64).reshape(len(energies), -1).sum(axis=1)
+    fake = generate(generator, energies, positions_mm, seed=seed).reshape(len(energies), -1)
+    fake = fake.sum(axis=1, dtype=np.float64)
+    scores = []
+    for energy in np.unique(energies):
+        r, g = real[energies == energy], fake[energies == energy]
+        mean = g.mean() / r.mean() - 1.0
+        resolution = (g.std() / g.mean()) / (r.std() / r.mean()) - 1.0
+        scores.append((mean / FIDELITY_TARGETS["mean_energy_rel"]) ** 2
+                      + (resolution / FIDELITY_TARGETS["resolution_rel"]) ** 2)
+    return float(np.mean(scores))
+
+
 def save_checkpoint(path: Path, generator: tnn.Module, critic: tnn.Module,
                     g_opt: torch.optim.Optimizer, c_opt: torch.optim.Optimizer,
-                    iteration: int) -> None:
+                    iteration: int, best: dict[str, Any] | None = None) -> None:
     """Written to a temporary name and renamed, so a kill mid-write leaves the old one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     torch.save({"generator": generator.state_dict(), "critic": critic.state_dict(),
                 "generator_optimiser": g_opt.state_dict(), "critic_optimiser": c_opt.state_dict(),
-                "iteration": int(iteration)}, temporary)
+                "iteration": int(iteration), **({"best": best} if best is not None else {})},
+               temporary)
     temporary.replace(path)
 
 
