@@ -157,7 +157,7 @@ def test_selection_keeps_the_best_scoring_generator_without_changing_the_trainin
     scores = dict(selected.selection)
     assert selected.selected_iteration == min(scores, key=scores.get)
     # the returned generator is the one that scored best, on the same yardstick
-    yardstick = model._validation_sample(tiny_sample.cells, tiny_sample.energies,
+    yardstick = model.validation_sample(tiny_sample.cells, tiny_sample.energies,
                                          tiny_sample.positions, 500, 0)
     assert model.moment_score(runs[2][0], *yardstick) == pytest.approx(
         scores[selected.selected_iteration], rel=1e-6)

@@ -21,6 +21,7 @@ from erumlab.catalogue.forms import DatasetForm, SearchForm, VersionForm
 from erumlab.catalogue.models import Dataset, DatasetFile, DatasetVersion
 from erumlab.core.downloads import file_response
 from erumlab.core.errors import add_to_form
+from erumlab.core.search import chosen_filters
 
 ALLOWED_TAGS = {"p", "br", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "strong", "em",
                 "code", "pre", "blockquote", "a", "table", "thead", "tbody", "tr", "th", "td",
@@ -55,13 +56,10 @@ def _file_or_404(request: HttpRequest, slug: str, number: int, file_id) -> Datas
 def dataset_list(request: HttpRequest) -> HttpResponse:
     form = SearchForm(request.GET or None)
     datasets = selectors.datasets_visible_to(request.user)
-    if form.is_bound:
-        form.is_valid()  # an invalid facet value is shown as an error and left out
-    filters = getattr(form, "cleaned_data", {})
+    filters, active = chosen_filters(form)  # an invalid facet value is shown, not applied
     datasets = selectors.datasets_filtered(datasets, filters)
     datasets = selectors.datasets_search(datasets, filters.get("q", ""))
     page = Paginator(datasets, 20).get_page(request.GET.get("page"))
-    active = {k: v for k, v in filters.items() if v and k != "q"}
     return render(request, "catalogue/dataset_list.html", {
         "form": form, "page": page, "facets": selectors.facet_counts(datasets),
         "facet_labels": FACET_LABELS, "active": active, "query": filters.get("q", ""),

@@ -6,6 +6,19 @@ from __future__ import annotations
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
 from django.db import connection
 from django.db.models import Count, F, Model, QuerySet
+from django.forms import Form
+
+
+def chosen_filters(form: Form) -> tuple[dict, dict]:
+    """A list page's search form: (the filters to apply, the chosen facets without the query).
+
+    Fields that do not validate (an unknown facet value) are left out and keep their error
+    for the page to show; the valid ones still apply.
+    """
+    if form.is_bound:
+        form.is_valid()
+    filters = getattr(form, "cleaned_data", {})
+    return filters, {k: v for k, v in filters.items() if v and k != "q"}
 
 
 def text_search(objects: QuerySet, query: str) -> QuerySet:

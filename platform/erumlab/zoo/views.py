@@ -14,6 +14,7 @@ from erumlab.accounts.selectors import collaborations_of
 from erumlab.catalogue.views import render_markdown
 from erumlab.core.downloads import file_response
 from erumlab.core.errors import add_to_form
+from erumlab.core.search import chosen_filters
 from erumlab.zoo import selectors, services
 from erumlab.zoo.forms import AliasForm, ModelForm, PublishForm, SearchForm
 from erumlab.zoo.models import Conversion, Model, ModelVersion, TryRun
@@ -34,13 +35,10 @@ def _version_or_404(request: HttpRequest, model: Model, number: int) -> ModelVer
 def model_list(request: HttpRequest) -> HttpResponse:
     form = SearchForm(request.GET or None)
     models = selectors.with_latest_number(selectors.models_visible_to(request.user))
-    if form.is_bound:
-        form.is_valid()  # an invalid facet value is shown as an error and left out
-    filters = getattr(form, "cleaned_data", {})
+    filters, active = chosen_filters(form)  # an invalid facet value is shown, not applied
     models = selectors.models_filtered(models, filters)
     models = selectors.models_search(models, filters.get("q", ""))
     page = Paginator(models, 20).get_page(request.GET.get("page"))
-    active = {k: v for k, v in filters.items() if v and k != "q"}
     return render(request, "zoo/model_list.html", {
         "form": form, "page": page, "facets": selectors.facet_counts(models),
         "facet_labels": FACET_LABELS, "active": active, "query": filters.get("q", ""),

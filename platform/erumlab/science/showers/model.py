@@ -172,16 +172,16 @@ class ShowerGenerator(tnn.Module):
         shape = torch.softmax(self.cell_head(h).reshape(-1, layers, rows * cols), dim=2)
         cells = (shape * energy[:, :, None]).reshape(len(h), -1)
         unit = conditions[:, :1] * self.response  # MeV per normalised unit
-        training = torch.is_grad_enabled()
+        differentiable = torch.is_grad_enabled()  # training's generator step; not generation
         if self.sparse_gate:
             logit = self.gate_head(self.gate_basis(h))
             u = torch.rand_like(logit) if uniform is None else uniform
-            if training:
+            if differentiable:
                 u = u.clamp(1e-6, 1 - 1e-6)
                 soft = torch.sigmoid((logit + torch.log(u) - torch.log1p(-u)) / GATE_TEMPERATURE)
                 gate = (soft > 0.5).to(soft.dtype) + soft - soft.detach()  # hard, straight through
                 cells = cells * gate / torch.sigmoid(logit)
-            else:  # generation: the same draw (soft > 1/2 <=> u > 1 - p) in a few passes
+            else:  # no gradient needed: the same draw (soft > 1/2 <=> u > 1 - p) in a few passes
                 p = torch.sigmoid(logit)
                 cells = torch.where(u > 1 - p, cells / p, 0.0)
             if self.gate_renorm:
@@ -192,7 +192,7 @@ class ShowerGenerator(tnn.Module):
         # forward pass suppresses, the gradient passes as if it did not, so the critic can
         # still pull cells below the threshold up (a hard mask would freeze them at zero).
         threshold = self.threshold_mev / unit
-        if not training:
+        if not differentiable:
             return cells.masked_fill_(cells < threshold, 0.0)
         return cells + (cells * (cells >= threshold) - cells).detach()
 
@@ -377,7 +377,7 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
         best = None
         generator.initialise_output(real_all.mean(dim=0))
         critic.set_scale(real_all)
-    validation = (_validation_sample(cells, energies_gev, positions_mm, select_showers, seed)
+    validation = (validation_sample(cells, energies_gev, positions_mm, select_showers, seed)
                   if select_every > 0 else None)
     # Offset by the resumed iteration, so that a resumed run does not replay the same batches.
     generator_rng = torch.Generator(device="cpu").manual_seed(seed + start)
@@ -437,7 +437,7 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
     return result
 
 
-def _validation_sample(cells: np.ndarray, energies_gev: np.ndarray, positions_mm: np.ndarray,
+def validation_sample(cells: np.ndarray, energies_gev: np.ndarray, positions_mm: np.ndarray,
                        per_energy: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Up to ``per_energy`` showers of every energy, drawn once (the selection's yardstick)."""
     energies = np.asarray(energies_gev, dtype=np.float64)
