@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -14,11 +15,43 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import quote
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A loopback port nobody listens on, never the same one twice in this process.
+
+    The port is chosen below the kernel's ephemeral range: a port from
+    ``bind(0)`` is released before its user binds it, and in that gap any
+    outgoing connection (to Redis, PostgreSQL, a hub) may take it as its local
+    port, or a second ``bind(0)`` may hand out the same number again (a hub's
+    proxy once found its API port taken by its own public port this way).
+    """
+    low, high = 20000, min(_ephemeral_range()[0], 32768) - 1
+    if high - low < 1000:  # an unusual range: fall back to the kernel's choice
+        low, high = 0, 0
+    for _ in range(200):
+        candidate = random.randint(low, high) if high else 0  # noqa: S311 (not a secret)
+        if candidate in _handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            port = probe.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free loopback port found in 200 tries")
 
 
 def database_url(settings_dict: Mapping) -> str:
