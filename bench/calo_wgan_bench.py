@@ -1,7 +1,8 @@
 """Calorimeter showers: the WGAN generator against the detailed simulation, speed and fidelity.
 
     .venv/bin/python bench/calo_wgan_bench.py [--model calo-wgan.safetensors | --zoo calo-wgan]
-        [--train-iterations 600 --showers-per-energy 1000] [--showers 200] [--generated 20000]
+        [--train-iterations 600 --showers-per-energy 1000] [--sparse-gate] [--lateral-basis]
+        [--showers 200] [--generated 20000]
 
 Prints, measured side by side in one run on this machine:
 
@@ -33,6 +34,11 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+def architecture(args: argparse.Namespace) -> dict[str, bool]:
+    """The generator's options for one trained or timed here (a file or zoo model has its own)."""
+    return {"sparse_gate": args.sparse_gate, "lateral_basis": args.lateral_basis}
+
+
 def obtain_generator(args: argparse.Namespace) -> tuple[model.ShowerGenerator, str, bool]:
     """The generator to benchmark, where it came from, and whether it is trained."""
     if args.model:
@@ -50,7 +56,8 @@ def obtain_generator(args: argparse.Namespace) -> tuple[model.ShowerGenerator, s
         print(f"training sample: {len(sample)} showers ({'cached' if cached else 'simulated'}, {path})")
         train = sample.select(np.isin(sample.energies, energies))
         generator, critic = model.build(args.geometry, seed=args.seed,
-                                        response=model.response_of(train.cells, train.energies))
+                                        response=model.response_of(train.cells, train.energies),
+                                        **architecture(args))
         result = model.train(generator, critic, train.cells, train.energies, train.positions,
                              iterations=args.train_iterations, batch_size=args.batch_size,
                              seed=args.seed, device="cpu", select_every=args.select_every)
@@ -58,7 +65,7 @@ def obtain_generator(args: argparse.Namespace) -> tuple[model.ShowerGenerator, s
                 if result.selected_iteration is not None else "")
         return generator.to("cpu"), (f"trained here: {args.train_iterations} iterations{kept} in "
                                      f"{result.seconds:.0f} s"), True
-    generator, _ = model.build(args.geometry, response=2.6, seed=args.seed)
+    generator, _ = model.build(args.geometry, response=2.6, seed=args.seed, **architecture(args))
     return generator, "untrained generator of the same architecture (timing only)", False
 
 
@@ -102,6 +109,11 @@ def main() -> None:
     parser.add_argument("--train-iterations", type=int, default=0,
                         help="train a generator here first (0: no training)")
     parser.add_argument("--train-energies", default="20,30,40,50,60,80,90")
+    parser.add_argument("--sparse-gate", action="store_true",
+                        help="with --train-iterations or for timing: the gated generator")
+    parser.add_argument("--lateral-basis", action="store_true",
+                        help="with --train-iterations or for timing: lateral shapes around the "
+                             "impact point")
     parser.add_argument("--held-out", type=float, default=70.0)
     parser.add_argument("--showers-per-energy", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=128)

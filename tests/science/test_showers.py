@@ -295,6 +295,83 @@ def test_the_renormalised_gate_moves_energy_within_a_layer_and_keeps_the_layer_e
     assert spreads[True] < 0.05 < spreads[False]
 
 
+def test_the_lateral_basis_integrates_gaussians_over_cells():
+    import math
+
+    generator, _ = model.build("hgcal-7x12x15", response=2.6, lateral_basis=True, seed=0)
+    edges = torch.arange(-60.0, 61.0, 10.0, dtype=torch.float32)
+    centres = torch.tensor([[3.0, -47.0, 5.0]])
+    fractions = generator._axis_fractions(edges, centres).double()  # (1, 3, K, 12)
+    for i, centre in enumerate(centres[0].tolist()):
+        for k, sigma in enumerate(model.LATERAL_WIDTHS_MM):
+            phi = [0.5 * math.erfc(-(float(e) - centre) / (sigma * math.sqrt(2))) for e in edges]
+            exact = torch.tensor(np.diff(phi), dtype=torch.float64)
+            # float32: absolute errors of ~1e-7 of the layer, far below the readout's threshold
+            torch.testing.assert_close(fractions[0, i, k], exact, rtol=1e-4, atol=2e-7)
+    # the 64 mm Gaussian spills over the edges of the 120 mm wide grid
+    assert 0.5 < float(fractions[0, 1, -1].sum()) < 0.7
+    # the basis costs few multiply-accumulates; a low-rank cell head saves most of the rest
+    plain, _ = model.build("hgcal-7x12x15", response=2.6, seed=0)
+    low, _ = model.build("hgcal-7x12x15", response=2.6, lateral_basis=True, cell_rank=128)
+    assert model.parameter_budget(generator) < 1.1 * model.parameter_budget(plain)
+    assert model.parameter_budget(low) < 0.6 * model.parameter_budget(plain)
+    with pytest.raises(ValueError, match="cell_rank"):
+        model.build("hgcal-7x12x15", response=2.6, cell_rank=-1)
+
+
+def test_with_the_lateral_basis_showers_follow_the_impact_point():
+    with_basis, _ = model.build("hgcal-7x12x15", response=2.6, lateral_basis=True, seed=0)
+    plain, _ = model.build("hgcal-7x12x15", response=2.6, seed=0)
+    with torch.no_grad():
+        for generator in (with_basis, plain):  # shapes that do not depend on the latent vector
+            generator.cell_head.weight.zero_()
+        with_basis.cell_head.bias.zero_()  # the basis alone: a Gaussian of 4 mm
+        with_basis.mix_head.bias.copy_(torch.tensor([-30.0, -30.0, 0.0, -30.0, -30.0, -30.0,
+                                                     -30.0] * 7))
+        with_basis.offset_head.weight.zero_()
+    impacts = np.array([[3.0, -2.0], [-7.5, 4.0], [9.0, 9.0]])
+    for generator in (with_basis, plain):
+        showers = model.generate(generator, [50.0] * 3, impacts, seed=0)
+        cx, cy, _, _ = metrics.layer_centres_and_widths(showers, "hgcal-7x12x15")
+        moved = np.abs(cx - impacts[:, :1]).max(), np.abs(cy - impacts[:, 1:]).max()
+        if generator is with_basis:  # centred on the impact point in every layer
+            assert max(moved) < 0.3
+        else:  # a fixed shape: the same centre wherever the electron hits
+            assert np.ptp(cx, axis=0).max() < 1e-3 and max(moved) > 5.0
+    # the per-layer offsets move the centres away from the impact point (fluctuations)
+    with torch.no_grad():
+        with_basis.offset_head.bias.fill_(0.2)  # in units of the cell size: 2 mm
+    cx, _, _, _ = metrics.layer_centres_and_widths(
+        model.generate(with_basis, [50.0] * 3, impacts, seed=0), "hgcal-7x12x15")
+    np.testing.assert_allclose(cx - impacts[:, :1], 2.0, atol=0.3)
+
+
+def test_the_lateral_basis_starts_from_the_mixture_of_the_training_showers(tiny_sample):
+    generator, critic = model.build("hgcal-7x12x15", response=2.6, lateral_basis=True, seed=0)
+    rng = np.random.default_rng(3)
+    impacts = torch.as_tensor(rng.uniform(-10, 10, (400, 2)), dtype=torch.float32)
+    truth = torch.zeros(len(model.LATERAL_WIDTHS_MM))
+    truth[1], truth[4] = 0.7, 0.3  # 2 mm and 16 mm
+    with torch.no_grad():
+        generator.mix_head.weight.zero_()
+        generator.mix_head.bias.copy_(torch.log(truth + 1e-12).repeat(7))
+        generator.offset_head.weight.zero_()
+        profiles = generator.lateral_profiles(torch.zeros(400, 512), impacts)
+        generator.mix_head.bias.zero_()
+        generator.fit_lateral_basis(profiles * 5.0, impacts)
+        fitted = torch.softmax(generator.mix_head.bias.reshape(7, -1), dim=1)
+    torch.testing.assert_close(fitted, truth.repeat(7, 1), atol=0.02, rtol=0)
+    # training fits it to the showers before the first step, and then trains as usual
+    result = model.train(generator, critic, tiny_sample.cells, tiny_sample.energies,
+                         tiny_sample.positions, iterations=2, batch_size=8, n_critic=1,
+                         device="cpu", progress=False, log_every=1)
+    assert all(np.isfinite(result.generator_loss))
+    weights = torch.softmax(generator.mix_head.bias.reshape(7, -1), dim=1)
+    weights = weights.detach()
+    assert float(weights[0, :3].sum()) > 0.3  # the first layer is narrow: mostly 1-4 mm
+    assert float(weights[6, 3:].sum()) > float(weights[0, 3:].sum())  # the last one wider
+
+
 # Metrics -------------------------------------------------------------------------------------
 
 

@@ -43,6 +43,7 @@ ENERGY_SCALE_GEV = 100.0
 LATENT_REFERENCE_GEV = 50.0  # with stochastic_latent, the latent vector counts fully here
 GATE_TEMPERATURE = 0.3  # of the Gumbel-sigmoid relaxation of the sparse gate
 GATE_RANK = 64  # the gate's head reads the trunk through this many numbers (generation cost +16 %)
+LATERAL_WIDTHS_MM = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)  # the impact-centred lateral basis
 REFERENCE_RECIPE = {"latent_dim": 10, "gp_lambda": 5.0, "n_critic": 9, "betas": (0.0, 0.9)}
 
 
@@ -102,6 +103,16 @@ class ShowerGenerator(tnn.Module):
     layer head learnt from the latent vector; independent per-cell draws
     would otherwise add fluctuations the simulation does not have.
 
+    With ``lateral_basis`` each layer's shape is a mixture of Gaussians of
+    fixed widths (``LATERAL_WIDTHS_MM``) centred on the impact point plus a
+    per-layer offset, integrated over the cells, the mixture weights and
+    offsets read from the trunk, times exp of the cell head's free
+    correction, normalised per layer (a softmax of the correction plus the
+    log of the mixture). The shower then follows the impact point by
+    construction, where a softmax over fixed cells has to learn it cell by
+    cell. With ``cell_rank`` the cell head reads the trunk through that many
+    numbers (0: all 512), which makes it cheaper.
+
     ``response`` is the mean visible MeV per GeV of primary energy of the
     training sample; ``position_scale_mm`` the cell size that positions are
     measured in. ``forward(latent, conditions)`` takes the raw conditions.
@@ -111,7 +122,7 @@ class ShowerGenerator(tnn.Module):
                  hidden: list[int] | None = None, response: float = 2.6,
                  position_scale_mm: float = 10.0, stochastic_latent: bool = False,
                  sparse_gate: bool = False, gate_renorm: bool = False,
-                 gate_rank: int = 0) -> None:
+                 gate_rank: int = 0, lateral_basis: bool = False, cell_rank: int = 0) -> None:
         super().__init__()
         geo = get(geometry)
         self.geometry_name = geo.name
@@ -125,8 +136,30 @@ class ShowerGenerator(tnn.Module):
         widths = [self.latent_dim + 4, *(hidden or [128, 512])]
         self.trunk = tnn.Sequential(_mlp(widths), tnn.LeakyReLU(0.2))
         self.layer_head = tnn.Linear(widths[-1], geo.layers)
-        self.cell_head = tnn.Linear(widths[-1], geo.cells)
+        self.cell_rank = int(cell_rank)
+        if self.cell_rank < 0:
+            raise ValueError("cell_rank must be 0 (full) or positive")
+        self.cell_basis = (tnn.Linear(widths[-1], self.cell_rank, bias=False) if self.cell_rank
+                           else tnn.Identity())
+        self.cell_head = tnn.Linear(self.cell_rank or widths[-1], geo.cells)
         self.stochastic_latent = bool(stochastic_latent)
+        self.lateral_basis = bool(lateral_basis)
+        if self.lateral_basis:
+            k = len(LATERAL_WIDTHS_MM)
+            xc, yc = geo.cell_centres_mm()
+            half = 0.5 * geo.cell_mm
+            self.register_buffer("basis_sigma", torch.tensor(LATERAL_WIDTHS_MM))
+            self.register_buffer("edges_x", torch.tensor(np.append(xc - half, xc[-1] + half),
+                                                         dtype=torch.float32))
+            self.register_buffer("edges_y", torch.tensor(np.append(yc - half, yc[-1] + half),
+                                                         dtype=torch.float32))
+            self.mix_head = tnn.Linear(widths[-1], geo.layers * k)
+            self.offset_head = tnn.Linear(widths[-1], geo.layers * 2)
+            with torch.no_grad():
+                self.mix_head.weight.mul_(0.1)
+                self.mix_head.bias.zero_()
+                self.offset_head.weight.mul_(0.01)
+                self.offset_head.bias.zero_()
         self.sparse_gate = bool(sparse_gate)
         # Defaults are the first gate's (full head, no renormalisation), so generators saved
         # before these options existed rebuild as they were; ``build`` picks today's.
@@ -143,6 +176,48 @@ class ShowerGenerator(tnn.Module):
                 self.gate_head.weight.mul_(0.1)
                 self.gate_head.bias.fill_(3.0)
 
+    def _axis_fractions(self, edges: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
+        """(n, layers) centres [mm] -> (n, layers, K, cells along the axis): Gaussian cell fractions."""
+        # Phi(hi) - Phi(lo) through erf: absolute errors of ~1e-7 of the layer's energy, far below
+        # the readout threshold, at a third of the cost of differences of tails
+        cdf = torch.special.erf((edges - centre[:, :, None, None])
+                                * (0.7071067811865476 / self.basis_sigma[:, None]))
+        return 0.5 * (cdf[..., 1:] - cdf[..., :-1])
+
+    def lateral_profiles(self, h: torch.Tensor, positions_mm: torch.Tensor) -> torch.Tensor:
+        """(n, layers, rows * cols): per layer a mixture of Gaussians around the impact point."""
+        layers, rows, cols = self.shape
+        k = len(self.basis_sigma)
+        centre = (positions_mm[:, None, :]
+                  + self.position_scale_mm * self.offset_head(h).reshape(-1, layers, 2))
+        fx = self._axis_fractions(self.edges_x, centre[..., 0])
+        fy = self._axis_fractions(self.edges_y, centre[..., 1])
+        weights = torch.softmax(self.mix_head(h).reshape(-1, layers, k), dim=2)
+        profile = torch.matmul((weights[..., None] * fy).transpose(-1, -2), fx)
+        return profile.reshape(-1, layers, rows * cols)
+
+    @torch.no_grad()
+    def fit_lateral_basis(self, cells: torch.Tensor, positions_mm: torch.Tensor) -> None:
+        """Mixture weights of each layer's mean shape (a weighted non-negative least-squares fit)."""
+        from scipy.optimize import nnls
+
+        layers, rows, cols = self.shape
+        k = len(self.basis_sigma)
+        shapes = cells.reshape(len(cells), layers, rows * cols).double()
+        shapes = (shapes / shapes.sum(dim=2, keepdim=True).clamp_min(1e-12)).mean(dim=0)
+        centre = positions_mm[:, None, :].expand(-1, layers, 2).float()
+        fx = self._axis_fractions(self.edges_x, centre[..., 0])[:, 0]
+        fy = self._axis_fractions(self.edges_y, centre[..., 1])[:, 0]
+        basis = (fy[..., :, None] * fx[..., None, :]).reshape(len(cells), k, -1).double().mean(0)
+        bias = []
+        for layer in range(layers):
+            target = shapes[layer]
+            weight = 1.0 / torch.sqrt(target + 1e-4)
+            w, _ = nnls((basis.T * weight[:, None]).numpy(), (target * weight).numpy())
+            w = w / max(w.sum(), 1e-12)
+            bias.append(np.log(w + 1e-3))
+        self.mix_head.bias.copy_(torch.tensor(np.concatenate(bias), dtype=torch.float32))
+
     @torch.no_grad()
     def initialise_output(self, mean_cells: torch.Tensor) -> None:
         """Start from the mean training shower: head biases give its layer energies and shapes.
@@ -158,7 +233,10 @@ class ShowerGenerator(tnn.Module):
             head.weight.mul_(0.1)
         # softplus^-1(y) = log(expm1(y))
         self.layer_head.bias.copy_(torch.log(torch.expm1(layer_energy)).float())
-        self.cell_head.bias.copy_(torch.log(fractions.clamp_min(1e-7)).reshape(-1).float())
+        if self.lateral_basis:  # the basis carries the mean shape; the cell head corrects it
+            self.cell_head.bias.zero_()
+        else:
+            self.cell_head.bias.copy_(torch.log(fractions.clamp_min(1e-7)).reshape(-1).float())
 
     def normalised(self, latent: torch.Tensor, conditions: torch.Tensor,
                    uniform: torch.Tensor | None = None) -> torch.Tensor:
@@ -169,8 +247,20 @@ class ShowerGenerator(tnn.Module):
             latent = latent * torch.sqrt(LATENT_REFERENCE_GEV / conditions[:, :1])
         h = self.trunk(torch.cat([latent, cond], dim=1))
         energy = tnn.functional.softplus(self.layer_head(h))
-        shape = torch.softmax(self.cell_head(h).reshape(-1, layers, rows * cols), dim=2)
-        cells = (shape * energy[:, :, None]).reshape(len(h), -1)
+        logits = self.cell_head(self.cell_basis(h)).reshape(-1, layers, rows * cols)
+        # The renormalised gate scales each layer to its energy after the draw; scaling it here
+        # too would cancel out and cost two passes over the cells.
+        scaled_later = self.sparse_gate and self.gate_renorm
+        if self.lateral_basis:  # softmax(logits + log profile), without the logarithm
+            cells = torch.exp(logits - logits.amax(dim=2, keepdim=True))
+            cells = cells * self.lateral_profiles(h, conditions[:, 1:3])
+            if not scaled_later:
+                cells = cells * (energy / cells.sum(dim=2).clamp_min(1e-30))[:, :, None]
+        else:
+            cells = torch.softmax(logits, dim=2)
+            if not scaled_later:
+                cells = cells * energy[:, :, None]
+        cells = cells.reshape(len(h), -1)
         unit = conditions[:, :1] * self.response  # MeV per normalised unit
         differentiable = torch.is_grad_enabled()  # training's generator step; not generation
         if self.sparse_gate:
@@ -256,11 +346,12 @@ def build(geometry: str = "hgcal-7x12x15", *, response: float, latent_dim: int =
           generator_hidden: list[int] | None = None, critic_hidden: list[int] | None = None,
           position_scale_mm: float | None = None, stochastic_latent: bool = True,
           sparse_gate: bool = False, gate_rank: int = GATE_RANK, gate_renorm: bool = True,
+          lateral_basis: bool = False, cell_rank: int = 0,
           seed: int = 0) -> tuple[ShowerGenerator, ShowerCritic]:
     """A fresh generator and critic for ``geometry`` (positions in units of its cell size).
 
     ``gate_rank`` and ``gate_renorm`` shape the sparse gate (see ``ShowerGenerator``)
-    and count only with ``sparse_gate``.
+    and count only with ``sparse_gate``; ``cell_rank`` the cell head (0: full).
     """
     torch.manual_seed(seed)
     scale = float(position_scale_mm or get(geometry).cell_mm)
@@ -268,7 +359,8 @@ def build(geometry: str = "hgcal-7x12x15", *, response: float, latent_dim: int =
                                 hidden=generator_hidden, response=response,
                                 position_scale_mm=scale, stochastic_latent=stochastic_latent,
                                 sparse_gate=sparse_gate, gate_renorm=gate_renorm,
-                                gate_rank=gate_rank)
+                                gate_rank=gate_rank, lateral_basis=lateral_basis,
+                                cell_rank=cell_rank)
     return generator, ShowerCritic(get(geometry).name, critic_hidden, scale)
 
 
@@ -376,6 +468,9 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
     else:
         best = None
         generator.initialise_output(real_all.mean(dim=0))
+        if generator.lateral_basis:
+            every = max(1, len(real_all) // 4000)  # a few thousand showers of every energy
+            generator.fit_lateral_basis(real_all[::every].cpu(), cond_all[::every, 1:3].cpu())
         critic.set_scale(real_all)
     validation = (validation_sample(cells, energies_gev, positions_mm, select_showers, seed)
                   if select_every > 0 else None)
