@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/calo_wgan_bench.py [--model calo-wgan.safetensors | --zoo calo-wgan]
         [--train-iterations 600 --showers-per-energy 1000] [--sparse-gate] [--lateral-basis]
-        [--showers 200] [--generated 20000]
+        [--hit-counts] [--showers 200] [--generated 20000]
 
 Prints, measured side by side in one run on this machine:
 
@@ -36,7 +36,8 @@ def verdict(ok: bool) -> str:
 
 def architecture(args: argparse.Namespace) -> dict[str, bool]:
     """The generator's options for one trained or timed here (a file or zoo model has its own)."""
-    return {"sparse_gate": args.sparse_gate, "lateral_basis": args.lateral_basis}
+    return {"sparse_gate": args.sparse_gate, "lateral_basis": args.lateral_basis,
+            "hit_counts": args.hit_counts}
 
 
 def obtain_generator(args: argparse.Namespace) -> tuple[model.ShowerGenerator, str, bool]:
@@ -63,6 +64,8 @@ def obtain_generator(args: argparse.Namespace) -> tuple[model.ShowerGenerator, s
                              seed=args.seed, device="cpu", select_every=args.select_every)
         kept = (f", kept iteration {result.selected_iteration}"
                 if result.selected_iteration is not None else "")
+        if result.diverged_at is not None:
+            kept += f" (diverged at iteration {result.diverged_at}, stopped there)"
         return generator.to("cpu"), (f"trained here: {args.train_iterations} iterations{kept} in "
                                      f"{result.seconds:.0f} s"), True
     generator, _ = model.build(args.geometry, response=2.6, seed=args.seed, **architecture(args))
@@ -114,6 +117,9 @@ def main() -> None:
     parser.add_argument("--lateral-basis", action="store_true",
                         help="with --train-iterations or for timing: lateral shapes around the "
                              "impact point")
+    parser.add_argument("--hit-counts", action="store_true",
+                        help="with --train-iterations and --sparse-gate: the critic sees the hit "
+                             "cells per layer")
     parser.add_argument("--held-out", type=float, default=70.0)
     parser.add_argument("--showers-per-energy", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=128)

@@ -212,6 +212,35 @@ def test_a_generator_saved_before_the_stochastic_latent_still_builds():
     assert model.generate(old, [50.0], count=2, seed=0).shape == (2, 7, 12, 15)
 
 
+def test_training_stops_when_the_losses_turn_nan_and_keeps_what_was_good(tiny_sample, tmp_path,
+                                                                        monkeypatch):
+    real_penalty, calls = model.gradient_penalty, []
+
+    def breaks_at_iteration_4(*args):  # one critic update per iteration: call k = iteration k
+        calls.append(1)
+        value = real_penalty(*args)
+        return value * float("nan") if len(calls) >= 4 else value
+
+    monkeypatch.setattr(model, "gradient_penalty", breaks_at_iteration_4)
+    response = model.response_of(tiny_sample.cells, tiny_sample.energies)
+    arguments = (tiny_sample.cells, tiny_sample.energies, tiny_sample.positions)
+    options = {"iterations": 50, "batch_size": 8, "n_critic": 1, "device": "cpu",
+               "progress": False, "select_showers": 10}
+    generator, critic = model.build("hgcal-7x12x15", response=response, seed=0)
+    checkpoint = tmp_path / "ck.pt"
+    result = model.train(generator, critic, *arguments, select_every=2, checkpoint=checkpoint,
+                         checkpoint_every=1, **options)
+    assert result.diverged_at == 4 and len(calls) == 4  # stopped at once, not 46 NaN steps later
+    assert result.selected_iteration == 2  # the only generator scored before it
+    assert all(torch.isfinite(p).all() for p in generator.parameters())
+    saved = torch.load(checkpoint, weights_only=True)
+    assert int(saved["iteration"]) == 3  # the NaN state was never written over the last good one
+    calls.clear()
+    generator, critic = model.build("hgcal-7x12x15", response=response, seed=0)
+    with pytest.raises(FloatingPointError, match="training diverged: the losses at iteration 4"):
+        model.train(generator, critic, *arguments, select_every=0, **options)
+
+
 def test_the_stochastic_latent_shrinks_relative_fluctuations_as_one_over_sqrt_e():
     generator, _ = model.build("hgcal-7x12x15", response=2.6, seed=0)
     assert generator.stochastic_latent
@@ -370,6 +399,75 @@ def test_the_lateral_basis_starts_from_the_mixture_of_the_training_showers(tiny_
     weights = weights.detach()
     assert float(weights[0, :3].sum()) > 0.3  # the first layer is narrow: mostly 1-4 mm
     assert float(weights[6, 3:].sum()) > float(weights[0, 3:].sum())  # the last one wider
+
+
+def test_the_critic_counts_hits_and_the_count_reaches_the_gate(tiny_sample):
+    generator, critic = model.build("hgcal-7x12x15", response=2.6, sparse_gate=True,
+                                    lateral_basis=True, hit_counts=True, seed=0)
+    with torch.no_grad():
+        generator.gate_head.bias.fill_(0.0)  # half the cells fire: the count has room both ways
+    cond = torch.tensor([[50.0, 3.0, -2.0]]).repeat(64, 1)
+    cells, hits = generator.normalised(torch.randn(64, generator.latent_dim), cond, with_hits=True)
+    # forward: exactly the cells that survive the gate and the readout threshold
+    counted = (cells.detach().reshape(64, 7, -1) > 0).sum(dim=2).to(hits.dtype)
+    assert torch.equal(hits.detach(), counted) and float(counted.min()) > 0
+    # backward: firing more often means more hits
+    hits.sum().backward()
+    assert float(generator.gate_head.bias.grad.mean()) > 0
+    # the critic sees the counts after cells, layer sums and total; of simulated showers it counts
+    features = critic.raw_features(cells.detach())
+    assert features.shape == (64, 7 * 12 * 15 + 7 + 1 + 7)
+    assert torch.equal(features[:, -7:], counted)
+    # a generator without the gate cannot follow the counts: refused, naming the reason
+    plain, counting = model.build("hgcal-7x12x15", response=2.6, hit_counts=True, seed=0)
+    with pytest.raises(ValueError, match="hit_counts needs a generator with sparse_gate"):
+        model.train(plain, counting, tiny_sample.cells, tiny_sample.energies,
+                    tiny_sample.positions, iterations=1, batch_size=8, n_critic=1,
+                    device="cpu", progress=False)
+    with pytest.raises(ValueError, match="with_hits needs a generator with sparse_gate"):
+        plain.normalised(torch.randn(4, plain.latent_dim), cond[:4], with_hits=True)
+    result = model.train(generator, critic, tiny_sample.cells, tiny_sample.energies,
+                         tiny_sample.positions, iterations=2, batch_size=8, n_critic=1,
+                         device="cpu", progress=False, log_every=1)
+    assert all(np.isfinite(result.generator_loss)) and all(np.isfinite(result.critic_loss))
+
+
+def test_the_poisson_gate_makes_halo_cells_single_mip_deposits():
+    n = 4000
+    for renorm in (True, False):
+        generator, _ = model.build("hgcal-7x12x15", response=2.6, sparse_gate=True,
+                                   gate_poisson=True, gate_renorm=renorm, seed=0)
+        latent = torch.randn(1, generator.latent_dim).repeat(n, 1)
+        cond = torch.tensor([[50.0, 0.0, 0.0]]).repeat(n, 1)
+        with torch.no_grad():
+            generator.gate_head.weight.zero_()  # rate = expected energy / MIP, no correction
+            generator.cell_head.weight.zero_()  # cells from ~10 MeV to ~1e-5 MeV in every layer
+            generator.cell_head.bias.copy_(torch.linspace(-14.0, 0.0, 180).repeat(7))
+            generator.sparse_gate, threshold = False, generator.threshold_mev
+            generator.threshold_mev = 0.0
+            expected = generator(latent[:1], cond[:1]).reshape(-1).double()  # MeV, before the gate
+            generator.sparse_gate, generator.threshold_mev = True, threshold
+            gated = generator(latent, cond).reshape(n, -1).double()
+        mip = generator.mip_mev
+        fired = (gated > 0).double().mean(dim=0)
+        # a cell fires with the probability of at least one deposit: 1 - exp(-E / MIP),
+        # E the cell's expected energy in the layer's energy, renormalised or not
+        middle = (expected > 0.02) & (expected < 0.3)
+        assert int(middle.sum()) > 10
+        np.testing.assert_allclose(fired[middle].numpy(),
+                                   (1 - torch.exp(-expected[middle] / mip)).numpy(), atol=0.03)
+        assert float(fired[expected > 1.0].min()) == 1.0  # the core always fires
+    # a faint halo cell that fires carries about one MIP (above the threshold), not a sliver
+    faint = (expected > 1e-4) & (expected < 0.002)  # e / p = MIP (1 + e / 2 MIP + ...)
+    carried = gated[:, faint][gated[:, faint] > 0]
+    assert len(carried) > 100
+    np.testing.assert_allclose(carried.numpy(), mip, rtol=0.015)
+    # the mean over showers is the expected energy, as with the plain gate
+    core = expected > 0.05
+    np.testing.assert_allclose(gated.mean(dim=0)[core].numpy(), expected[core].numpy(), rtol=0.15)
+    # the deposit size is learnt per layer
+    generator.normalised(latent[:64], cond[:64]).sum().backward()
+    assert float(generator.log_quantum.grad.abs().min()) > 0
 
 
 # Metrics -------------------------------------------------------------------------------------

@@ -102,6 +102,15 @@ class ShowerGenerator(tnn.Module):
     much there is, so the layer energies (and the resolution) stay those the
     layer head learnt from the latent vector; independent per-cell draws
     would otherwise add fluctuations the simulation does not have.
+    With ``gate_poisson`` the firing probability is that of at least one
+    deposit, p = 1 - exp(-lambda), lambda = the cell's expected energy / a
+    deposit size learnt per layer (starting at a MIP), times exp of the
+    gate head's correction: faint halo cells then fire rarely and carry
+    about one deposit (e / p -> the deposit size), as in the simulation,
+    instead of e / p growing without bound as p falls; and the probability
+    follows the lateral shape, hence the impact point, by construction.
+    (Measured at 3000 iterations only in a first version whose rate missed
+    the layer energy; see docs/examples/calo-wgan.md.)
 
     With ``lateral_basis`` each layer's shape is a mixture of Gaussians of
     fixed widths (``LATERAL_WIDTHS_MM``) centred on the impact point plus a
@@ -122,7 +131,8 @@ class ShowerGenerator(tnn.Module):
                  hidden: list[int] | None = None, response: float = 2.6,
                  position_scale_mm: float = 10.0, stochastic_latent: bool = False,
                  sparse_gate: bool = False, gate_renorm: bool = False,
-                 gate_rank: int = 0, lateral_basis: bool = False, cell_rank: int = 0) -> None:
+                 gate_rank: int = 0, lateral_basis: bool = False, cell_rank: int = 0,
+                 gate_poisson: bool = False) -> None:
         super().__init__()
         geo = get(geometry)
         self.geometry_name = geo.name
@@ -131,6 +141,7 @@ class ShowerGenerator(tnn.Module):
         self.response = float(response)
         self.position_scale_mm = float(position_scale_mm)
         self.threshold_mev = float(geo.threshold_mev)
+        self.mip_mev = float(geo.mip_mpv_mev)
         if self.latent_dim < 1 or self.response <= 0:
             raise ValueError("latent_dim must be positive and response > 0")
         widths = [self.latent_dim + 4, *(hidden or [128, 512])]
@@ -172,9 +183,13 @@ class ShowerGenerator(tnn.Module):
             self.gate_basis = (tnn.Linear(widths[-1], self.gate_rank, bias=False)
                                if self.gate_rank else tnn.Identity())
             self.gate_head = tnn.Linear(self.gate_rank or widths[-1], geo.cells)
+            self.gate_poisson = bool(gate_poisson)
             with torch.no_grad():
                 self.gate_head.weight.mul_(0.1)
-                self.gate_head.bias.fill_(3.0)
+                # Poisson: the head corrects the expected number of deposits; starts at none
+                self.gate_head.bias.fill_(0.0 if self.gate_poisson else 3.0)
+            if self.gate_poisson:  # log of each layer's deposit size [MeV], starting at a MIP
+                self.log_quantum = tnn.Parameter(torch.full((geo.layers,), float(np.log(self.mip_mev))))
 
     def _axis_fractions(self, edges: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
         """(n, layers) centres [mm] -> (n, layers, K, cells along the axis): Gaussian cell fractions."""
@@ -239,8 +254,15 @@ class ShowerGenerator(tnn.Module):
             self.cell_head.bias.copy_(torch.log(fractions.clamp_min(1e-7)).reshape(-1).float())
 
     def normalised(self, latent: torch.Tensor, conditions: torch.Tensor,
-                   uniform: torch.Tensor | None = None) -> torch.Tensor:
-        """Cells in units of response * E, flattened: what the critic sees."""
+                   uniform: torch.Tensor | None = None, with_hits: bool = False
+                   ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Cells in units of response * E, flattened: what the critic sees.
+
+        ``with_hits`` (training with the gate only) returns besides the hit
+        cells per layer, (n, layers): exactly the count in the forward pass;
+        the gradient reaches the gate's firing probabilities, as if each
+        cell that would pass the threshold were counted with its relaxed draw.
+        """
         layers, rows, cols = self.shape
         cond = conditions_tensor(conditions[:, 0], conditions[:, 1:3], self.position_scale_mm)
         if self.stochastic_latent:
@@ -250,7 +272,8 @@ class ShowerGenerator(tnn.Module):
         logits = self.cell_head(self.cell_basis(h)).reshape(-1, layers, rows * cols)
         # The renormalised gate scales each layer to its energy after the draw; scaling it here
         # too would cancel out and cost two passes over the cells.
-        scaled_later = self.sparse_gate and self.gate_renorm
+        # (The Poisson gate needs each cell's expected energy before the draw.)
+        scaled_later = self.sparse_gate and self.gate_renorm and not self.gate_poisson
         if self.lateral_basis:  # softmax(logits + log profile), without the logarithm
             cells = torch.exp(logits - logits.amax(dim=2, keepdim=True))
             cells = cells * self.lateral_profiles(h, conditions[:, 1:3])
@@ -263,28 +286,46 @@ class ShowerGenerator(tnn.Module):
         cells = cells.reshape(len(h), -1)
         unit = conditions[:, :1] * self.response  # MeV per normalised unit
         differentiable = torch.is_grad_enabled()  # training's generator step; not generation
+        threshold = self.threshold_mev / unit
+        if with_hits and not (self.sparse_gate and differentiable):
+            raise ValueError("with_hits needs a generator with sparse_gate, in training")
         if self.sparse_gate:
-            logit = self.gate_head(self.gate_basis(h))
+            # Bounded: at p = sigmoid(-88) = 0 a fired cell would carry 0 / 0 (a NaN that ends
+            # training for good); p >= sigmoid(-15) = 3e-7 keeps every cell's carried energy finite.
+            logit = self.gate_head(self.gate_basis(h)).clamp(-15.0, 15.0)
+            if self.gate_poisson:
+                # p = 1 - exp(-lambda), lambda = expected MeV / deposit size, corrected by the head
+                quantum = torch.exp(self.log_quantum).repeat_interleave(rows * cols)
+                rate = (cells.reshape(len(h), -1) * unit / quantum * torch.exp(logit)).clamp_min(1e-12)
+                p = -torch.expm1(-rate)
+                logit = rate + torch.log(p)  # log(p / (1 - p))
+            else:
+                p = torch.sigmoid(logit)
             u = torch.rand_like(logit) if uniform is None else uniform
             if differentiable:
                 u = u.clamp(1e-6, 1 - 1e-6)
                 soft = torch.sigmoid((logit + torch.log(u) - torch.log1p(-u)) / GATE_TEMPERATURE)
                 gate = (soft > 0.5).to(soft.dtype) + soft - soft.detach()  # hard, straight through
-                cells = cells * gate / torch.sigmoid(logit)
+                fired = cells.reshape(len(h), -1) / p  # what each cell carries when it fires
+                cells = fired * gate
             else:  # no gradient needed: the same draw (soft > 1/2 <=> u > 1 - p) in a few passes
-                p = torch.sigmoid(logit)
-                cells = torch.where(u > 1 - p, cells / p, 0.0)
+                cells = torch.where(u > 1 - p, cells.reshape(len(h), -1) / p, 0.0)
             if self.gate_renorm:
                 cells = cells.reshape(-1, layers, rows * cols)
-                cells = cells * (energy / cells.sum(dim=2).clamp_min(1e-9))[:, :, None]
-                cells = cells.reshape(len(h), -1)
+                factor = (energy / cells.sum(dim=2).clamp_min(1e-9))[:, :, None]
+                cells = (cells * factor).reshape(len(h), -1)
+                if with_hits:
+                    fired = (fired.reshape(-1, layers, rows * cols) * factor).reshape(len(h), -1)
+            if with_hits:
+                counted = gate * (fired >= threshold).detach().to(gate.dtype)
+                hits = counted.reshape(-1, layers, rows * cols).sum(dim=2)
         # The readout's zero suppression, in units of response * E. Straight through: the
         # forward pass suppresses, the gradient passes as if it did not, so the critic can
         # still pull cells below the threshold up (a hard mask would freeze them at zero).
-        threshold = self.threshold_mev / unit
         if not differentiable:
             return cells.masked_fill_(cells < threshold, 0.0)
-        return cells + (cells * (cells >= threshold) - cells).detach()
+        cells = cells + (cells * (cells >= threshold) - cells).detach()
+        return (cells, hits) if with_hits else cells
 
     def forward(self, latent: torch.Tensor, conditions: torch.Tensor,
                 uniform: torch.Tensor | None = None) -> torch.Tensor:
@@ -303,21 +344,33 @@ class ShowerCritic(tnn.Module):
     resolution-sized change of the total is spread thinly over hundreds of
     cells. Standardised, every cell and the sums count alike, which is also
     how the classifier test looks at them.
+
+    With ``hit_counts`` it also sees the number of hit cells per layer: a
+    sum of steps that a Lipschitz network of the cells can hardly form,
+    while the classifier test counts them exactly. Of a gated generator's
+    showers the counts come with a gradient to the firing probabilities
+    (``ShowerGenerator.normalised(with_hits=True)``); of simulated ones they
+    are counted here.
     """
 
     def __init__(self, geometry: str = "hgcal-7x12x15", hidden: list[int] | None = None,
-                 position_scale_mm: float = 10.0) -> None:
+                 position_scale_mm: float = 10.0, hit_counts: bool = False) -> None:
         super().__init__()
         geo = get(geometry)
         self.layers = geo.layers
         self.position_scale_mm = float(position_scale_mm)
-        width = geo.cells + geo.layers + 1
+        self.hit_counts = bool(hit_counts)
+        width = geo.cells + geo.layers + 1 + (geo.layers if self.hit_counts else 0)
         self.register_buffer("scale", torch.ones(width))
         self.net = _mlp([width + 4, *(hidden or [256, 256]), 1])
 
-    def raw_features(self, cells: torch.Tensor) -> torch.Tensor:
-        layer_sums = cells.reshape(len(cells), self.layers, -1).sum(dim=2)
-        return torch.cat([cells, layer_sums, layer_sums.sum(dim=1, keepdim=True)], dim=1)
+    def raw_features(self, cells: torch.Tensor, hits: torch.Tensor | None = None) -> torch.Tensor:
+        by_layer = cells.reshape(len(cells), self.layers, -1)
+        layer_sums = by_layer.sum(dim=2)
+        features = [cells, layer_sums, layer_sums.sum(dim=1, keepdim=True)]
+        if self.hit_counts:  # given by the generator (with a gradient) or counted here
+            features.append((by_layer > 0).sum(dim=2).to(cells.dtype) if hits is None else hits)
+        return torch.cat(features, dim=1)
 
     @torch.no_grad()
     def set_scale(self, real: torch.Tensor, floor_quantile: float = 0.05) -> None:
@@ -331,8 +384,8 @@ class ShowerCritic(tnn.Module):
         floor = torch.quantile(positive, floor_quantile) if len(positive) else spread.new_ones(())
         self.scale.copy_(spread.clamp_min(float(floor)).to(self.scale.dtype))
 
-    def features(self, cells: torch.Tensor) -> torch.Tensor:
-        return self.raw_features(cells) / self.scale
+    def features(self, cells: torch.Tensor, hits: torch.Tensor | None = None) -> torch.Tensor:
+        return self.raw_features(cells, hits) / self.scale
 
     def score(self, features: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
         cond = conditions_tensor(conditions[:, 0], conditions[:, 1:3], self.position_scale_mm)
@@ -346,8 +399,8 @@ def build(geometry: str = "hgcal-7x12x15", *, response: float, latent_dim: int =
           generator_hidden: list[int] | None = None, critic_hidden: list[int] | None = None,
           position_scale_mm: float | None = None, stochastic_latent: bool = True,
           sparse_gate: bool = False, gate_rank: int = GATE_RANK, gate_renorm: bool = True,
-          lateral_basis: bool = False, cell_rank: int = 0,
-          seed: int = 0) -> tuple[ShowerGenerator, ShowerCritic]:
+          lateral_basis: bool = False, cell_rank: int = 0, gate_poisson: bool = False,
+          hit_counts: bool = False, seed: int = 0) -> tuple[ShowerGenerator, ShowerCritic]:
     """A fresh generator and critic for ``geometry`` (positions in units of its cell size).
 
     ``gate_rank`` and ``gate_renorm`` shape the sparse gate (see ``ShowerGenerator``)
@@ -360,8 +413,8 @@ def build(geometry: str = "hgcal-7x12x15", *, response: float, latent_dim: int =
                                 position_scale_mm=scale, stochastic_latent=stochastic_latent,
                                 sparse_gate=sparse_gate, gate_renorm=gate_renorm,
                                 gate_rank=gate_rank, lateral_basis=lateral_basis,
-                                cell_rank=cell_rank)
-    return generator, ShowerCritic(get(geometry).name, critic_hidden, scale)
+                                cell_rank=cell_rank, gate_poisson=gate_poisson)
+    return generator, ShowerCritic(get(geometry).name, critic_hidden, scale, hit_counts=hit_counts)
 
 
 def gradient_penalty(critic: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
@@ -391,6 +444,7 @@ class TrainingResult:
     resumed_from: int = 0
     selection: list[tuple[int, float]] = field(default_factory=list)  # (iteration, moment score)
     selected_iteration: int | None = None
+    diverged_at: int | None = None  # the iteration whose losses were no longer finite
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -436,9 +490,17 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
     at 3000 iterations, -12 % at 8000 in one run). Only training energies are
     used, so a held-out energy stays a test. The scoring draws its own random
     numbers: training follows the same path with or without it.
+
+    Should the losses stop being finite (a NaN never goes away again),
+    training stops at once, before the state is checkpointed: with the
+    selection the best generator so far is returned (``diverged_at`` says
+    where it stopped), without it a ``FloatingPointError`` names the iteration.
     """
     from tqdm import tqdm
 
+    if critic.hit_counts and not generator.sparse_gate:
+        raise ValueError("a critic with hit_counts needs a generator with sparse_gate: the "
+                         "counts reach the generator through the gate's firing probabilities")
     torch.manual_seed(seed)
     target = select_device(device)
     generator.to(target).train()
@@ -499,7 +561,23 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
         index = torch.randint(n, (batch,), generator=generator_rng).to(target)
         cond = cond_all[index]
         latent = torch.randn(batch, generator.latent_dim, device=target)
-        g_loss = -critic(generator.normalised(latent, cond), cond).mean()
+        if critic.hit_counts:
+            fake, hits = generator.normalised(latent, cond, with_hits=True)
+            g_loss = -critic.score(critic.features(fake, hits), cond).mean()
+        else:
+            g_loss = -critic(generator.normalised(latent, cond), cond).mean()
+        if not bool(torch.isfinite(g_loss) & torch.isfinite(c_loss)):
+            # a NaN or an infinity never goes away again: stop here, before it is checkpointed,
+            # and return the best generator the selection kept (there is nothing else to keep)
+            result.diverged_at = iteration + 1
+            if best is None:
+                bar.close()
+                losses = float(c_loss.detach()), float(g_loss.detach())
+                raise FloatingPointError(
+                    f"training diverged: the losses at iteration {iteration + 1} are not finite "
+                    f"(critic {losses[0]:.3g}, generator {losses[1]:.3g}); with select_every "
+                    "the best generator before it would have been kept")
+            break
         g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         g_opt.step()
