@@ -552,6 +552,17 @@ def test_shower_maximum_comparison_and_verdicts_on_hand_made_showers():
 # The template -------------------------------------------------------------------------------
 
 
+def test_template_refuses_hit_counts_without_the_gate_before_simulating(tmp_path, monkeypatch):
+    import papermill
+
+    monkeypatch.setenv("ERUMLAB_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(papermill.PapermillExecutionError, match="hit_counts needs sparse_gate"):
+        papermill.execute_notebook(
+            str(TEMPLATE), str(tmp_path / "out.ipynb"), cwd=str(tmp_path), kernel_name="python3",
+            parameters={"hit_counts": True, "sparse_gate": False}, progress_bar=False)
+    assert not (tmp_path / "cache").exists()  # nothing simulated, nothing half-written
+
+
 def test_template_runs_with_tiny_parameters(tmp_path, monkeypatch):
     import papermill
 

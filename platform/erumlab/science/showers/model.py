@@ -296,7 +296,7 @@ class ShowerGenerator(tnn.Module):
             if self.gate_poisson:
                 # p = 1 - exp(-lambda), lambda = expected MeV / deposit size, corrected by the head
                 quantum = torch.exp(self.log_quantum).repeat_interleave(rows * cols)
-                rate = (cells.reshape(len(h), -1) * unit / quantum * torch.exp(logit)).clamp_min(1e-12)
+                rate = (cells * unit / quantum * torch.exp(logit)).clamp_min(1e-12)
                 p = -torch.expm1(-rate)
                 logit = rate + torch.log(p)  # log(p / (1 - p))
             else:
@@ -306,10 +306,10 @@ class ShowerGenerator(tnn.Module):
                 u = u.clamp(1e-6, 1 - 1e-6)
                 soft = torch.sigmoid((logit + torch.log(u) - torch.log1p(-u)) / GATE_TEMPERATURE)
                 gate = (soft > 0.5).to(soft.dtype) + soft - soft.detach()  # hard, straight through
-                fired = cells.reshape(len(h), -1) / p  # what each cell carries when it fires
+                fired = cells / p  # what each cell carries when it fires
                 cells = fired * gate
             else:  # no gradient needed: the same draw (soft > 1/2 <=> u > 1 - p) in a few passes
-                cells = torch.where(u > 1 - p, cells.reshape(len(h), -1) / p, 0.0)
+                cells = torch.where(u > 1 - p, cells / p, 0.0)
             if self.gate_renorm:
                 cells = cells.reshape(-1, layers, rows * cols)
                 factor = (energy / cells.sum(dim=2).clamp_min(1e-9))[:, :, None]
