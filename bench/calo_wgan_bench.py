@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/calo_wgan_bench.py [--model calo-wgan.safetensors | --zoo calo-wgan]
         [--train-iterations 600 --showers-per-energy 1000] [--sparse-gate] [--lateral-basis]
-        [--hit-counts] [--showers 200] [--generated 20000]
+        [--hit-counts] [--gate-poisson] [--showers 200] [--generated 20000]
 
 Prints, measured side by side in one run on this machine:
 
@@ -37,7 +37,7 @@ def verdict(ok: bool) -> str:
 def architecture(args: argparse.Namespace) -> dict[str, bool]:
     """The generator's options for one trained or timed here (a file or zoo model has its own)."""
     return {"sparse_gate": args.sparse_gate, "lateral_basis": args.lateral_basis,
-            "hit_counts": args.hit_counts}
+            "hit_counts": args.hit_counts, "gate_poisson": args.gate_poisson}
 
 
 def obtain_generator(args: argparse.Namespace) -> tuple[model.ShowerGenerator, str, bool]:
@@ -120,6 +120,9 @@ def main() -> None:
     parser.add_argument("--hit-counts", action="store_true",
                         help="with --train-iterations and --sparse-gate: the critic sees the hit "
                              "cells per layer")
+    parser.add_argument("--gate-poisson", action="store_true",
+                        help="with --sparse-gate: cells fire with the chance of at least one "
+                             "deposit; layer energies renormalised after the readout")
     parser.add_argument("--held-out", type=float, default=70.0)
     parser.add_argument("--showers-per-energy", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=128)

@@ -324,6 +324,42 @@ def test_the_renormalised_gate_moves_energy_within_a_layer_and_keeps_the_layer_e
     assert spreads[True] < 0.05 < spreads[False]
 
 
+def test_renormalised_after_the_readout_the_layer_sums_are_the_layer_heads_energies():
+    n = 400
+    latent, cond = torch.randn(n, 10), torch.tensor([[50.0, 3.0, -2.0]]).repeat(n, 1)
+    for options in ({}, {"sparse_gate": True}, {"sparse_gate": True, "gate_poisson": True}):
+        generator, _ = model.build("hgcal-7x12x15", response=2.6, lateral_basis=True,
+                                   readout_renorm=True, seed=0, **options)
+        scale = model.LATENT_REFERENCE_GEV / cond[:, :1]
+        h = generator.trunk(torch.cat([latent * torch.sqrt(scale), model.conditions_tensor(
+            cond[:, 0], cond[:, 1:3], generator.position_scale_mm)], dim=1))
+        expected = torch.nn.functional.softplus(generator.layer_head(h)) * 50.0 * 2.6
+        with torch.no_grad():  # generation
+            layers = generator(latent, cond).sum(dim=(2, 3))
+        torch.testing.assert_close(layers, expected.detach(), rtol=1e-4, atol=0.0)
+        cells = generator.normalised(latent, cond)  # training: the same, with a gradient
+        torch.testing.assert_close(cells.reshape(n, 7, -1).sum(dim=2) * 50.0 * 2.6,
+                                   expected, rtol=1e-4, atol=0.0)
+    # without the option the readout's suppression takes its share (here ~1 %) of every layer
+    generator, _ = model.build("hgcal-7x12x15", response=2.6, lateral_basis=True, seed=0,
+                               sparse_gate=True)
+    with torch.no_grad():
+        lost = 1 - generator(latent, cond).sum(dim=(2, 3)).mean(0) / expected.mean(0)
+    assert torch.all(lost > 0.003)
+    # a layer with nothing above the threshold stays empty, and its gradient finite
+    generator, critic = model.build("hgcal-7x12x15", response=2.6, sparse_gate=True, seed=0,
+                                    readout_renorm=True, hit_counts=True)
+    with torch.no_grad():
+        generator.layer_head.bias[6] = -30.0
+        generator.layer_head.weight[6].zero_()
+    cells, hits = generator.normalised(latent[:64], cond[:64], with_hits=True)
+    assert float(cells.detach().reshape(64, 7, -1)[:, 6].abs().sum()) == 0.0
+    assert float(hits[:, 6].detach().sum()) == 0.0 and float(hits[:, :6].detach().min()) > 0
+    critic.score(critic.features(cells, hits), cond[:64]).sum().backward()
+    assert all(bool(torch.isfinite(p.grad).all()) for p in generator.parameters()
+               if p.grad is not None)
+
+
 def test_the_lateral_basis_integrates_gaussians_over_cells():
     import math
 
@@ -436,7 +472,8 @@ def test_the_poisson_gate_makes_halo_cells_single_mip_deposits():
     n = 4000
     for renorm in (True, False):
         generator, _ = model.build("hgcal-7x12x15", response=2.6, sparse_gate=True,
-                                   gate_poisson=True, gate_renorm=renorm, seed=0)
+                                   gate_poisson=True, gate_renorm=renorm, seed=0,
+                                   readout_renorm=False)  # the gate's own draws, unscaled
         latent = torch.randn(1, generator.latent_dim).repeat(n, 1)
         cond = torch.tensor([[50.0, 0.0, 0.0]]).repeat(n, 1)
         with torch.no_grad():
@@ -468,6 +505,27 @@ def test_the_poisson_gate_makes_halo_cells_single_mip_deposits():
     # the deposit size is learnt per layer
     generator.normalised(latent[:64], cond[:64]).sum().backward()
     assert float(generator.log_quantum.grad.abs().min()) > 0
+
+
+def test_with_the_poisson_gate_layer_energies_learn_from_the_critic_not_from_the_draws():
+    generator, critic = model.build("hgcal-7x12x15", response=2.6, sparse_gate=True,
+                                    gate_poisson=True, lateral_basis=True, hit_counts=True, seed=0)
+    assert generator.readout_renorm  # build pairs the Poisson gate with it
+    latent, cond = torch.randn(256, generator.latent_dim), torch.tensor([[50.0, 3.0, -2.0]])
+    cells, hits = generator.normalised(latent, cond.repeat(256, 1), with_hits=True)
+    # the hit counts reach the firing (gate head, deposit sizes, shapes), not the layer energies
+    hits.sum().backward()
+    gate = float(generator.gate_head.weight.grad.abs().sum())
+    assert gate > 0 and float(generator.log_quantum.grad.abs().min()) > 0
+    assert float(generator.mix_head.weight.grad.abs().sum()) > 0
+    assert float(generator.layer_head.weight.grad.abs().sum()) < 1e-6 * gate
+    # what the critic makes of the cells reaches them
+    generator.zero_grad()
+    cells, hits = generator.normalised(latent, cond.repeat(256, 1), with_hits=True)
+    critic.score(critic.features(cells, hits), cond.repeat(256, 1)).sum().backward()
+    assert float(generator.layer_head.weight.grad.abs().sum()) > 0
+    with pytest.raises(ValueError, match="gate_poisson shapes the sparse gate"):
+        model.build("hgcal-7x12x15", response=2.6, gate_poisson=True)
 
 
 # Metrics -------------------------------------------------------------------------------------
@@ -552,14 +610,16 @@ def test_shower_maximum_comparison_and_verdicts_on_hand_made_showers():
 # The template -------------------------------------------------------------------------------
 
 
-def test_template_refuses_hit_counts_without_the_gate_before_simulating(tmp_path, monkeypatch):
+@pytest.mark.parametrize("option", ["hit_counts", "gate_poisson"])
+def test_template_refuses_gate_options_without_the_gate_before_simulating(option, tmp_path,
+                                                                        monkeypatch):
     import papermill
 
     monkeypatch.setenv("ERUMLAB_CACHE_DIR", str(tmp_path / "cache"))
-    with pytest.raises(papermill.PapermillExecutionError, match="hit_counts needs sparse_gate"):
+    with pytest.raises(papermill.PapermillExecutionError, match=f"{option} needs sparse_gate"):
         papermill.execute_notebook(
             str(TEMPLATE), str(tmp_path / "out.ipynb"), cwd=str(tmp_path), kernel_name="python3",
-            parameters={"hit_counts": True, "sparse_gate": False}, progress_bar=False)
+            parameters={option: True, "sparse_gate": False}, progress_bar=False)
     assert not (tmp_path / "cache").exists()  # nothing simulated, nothing half-written
 
 

@@ -109,8 +109,16 @@ class ShowerGenerator(tnn.Module):
     about one deposit (e / p -> the deposit size), as in the simulation,
     instead of e / p growing without bound as p falls; and the probability
     follows the lateral shape, hence the impact point, by construction.
-    (Measured at 3000 iterations only in a first version whose rate missed
-    the layer energy; see docs/examples/calo-wgan.md.)
+    The layer energies in the rate carry no gradient: they learn from the
+    critic's view of the showers, not from what their size does to the
+    draws (with that gradient the layer energies and the resolution went
+    astray). ``build`` pairs it with ``readout_renorm``.
+
+    With ``readout_renorm`` each layer's cells are scaled, after the
+    readout's zero suppression, to the layer head's energy: the read-out
+    layer sums are then exactly the layer head's, however many faint cells
+    the threshold removed (a factor >= 1, so no surviving cell falls below
+    it; a layer with nothing above the threshold stays empty).
 
     With ``lateral_basis`` each layer's shape is a mixture of Gaussians of
     fixed widths (``LATERAL_WIDTHS_MM``) centred on the impact point plus a
@@ -132,7 +140,7 @@ class ShowerGenerator(tnn.Module):
                  position_scale_mm: float = 10.0, stochastic_latent: bool = False,
                  sparse_gate: bool = False, gate_renorm: bool = False,
                  gate_rank: int = 0, lateral_basis: bool = False, cell_rank: int = 0,
-                 gate_poisson: bool = False) -> None:
+                 gate_poisson: bool = False, readout_renorm: bool = False) -> None:
         super().__init__()
         geo = get(geometry)
         self.geometry_name = geo.name
@@ -171,19 +179,22 @@ class ShowerGenerator(tnn.Module):
                 self.mix_head.bias.zero_()
                 self.offset_head.weight.mul_(0.01)
                 self.offset_head.bias.zero_()
+        self.readout_renorm = bool(readout_renorm)
         self.sparse_gate = bool(sparse_gate)
+        self.gate_poisson = bool(gate_poisson)
         # Defaults are the first gate's (full head, no renormalisation), so generators saved
         # before these options existed rebuild as they were; ``build`` picks today's.
         self.gate_renorm = bool(gate_renorm)
         self.gate_rank = int(gate_rank)
         if self.gate_rank < 0:
             raise ValueError("gate_rank must be 0 (full) or positive")
+        if gate_poisson and not self.sparse_gate:
+            raise ValueError("gate_poisson shapes the sparse gate: it needs sparse_gate")
         if self.sparse_gate:
             # starts with every cell firing in 95 % of the showers: close to no gate
             self.gate_basis = (tnn.Linear(widths[-1], self.gate_rank, bias=False)
                                if self.gate_rank else tnn.Identity())
             self.gate_head = tnn.Linear(self.gate_rank or widths[-1], geo.cells)
-            self.gate_poisson = bool(gate_poisson)
             with torch.no_grad():
                 self.gate_head.weight.mul_(0.1)
                 # Poisson: the head corrects the expected number of deposits; starts at none
@@ -295,10 +306,14 @@ class ShowerGenerator(tnn.Module):
             logit = self.gate_head(self.gate_basis(h)).clamp(-15.0, 15.0)
             if self.gate_poisson:
                 # p = 1 - exp(-lambda), lambda = expected MeV / deposit size, corrected by the head
-                quantum = torch.exp(self.log_quantum).repeat_interleave(rows * cols)
-                rate = (cells * unit / quantum * torch.exp(logit)).clamp_min(1e-12)
+                per_layer = unit / torch.exp(self.log_quantum)  # (n, layers): 1 / deposit size
+                if differentiable:  # the same rate, but the layer energies learn from the critic
+                    per_layer = per_layer * (energy.detach() / energy)  # alone, not the draws
+                rate = cells.reshape(-1, layers, rows * cols) * per_layer[:, :, None]
+                rate = (rate.reshape(len(h), -1) * torch.exp(logit)).clamp_min(1e-12)
                 p = -torch.expm1(-rate)
-                logit = rate + torch.log(p)  # log(p / (1 - p))
+                if differentiable:  # generation needs p only
+                    logit = rate + torch.log(p)  # log(p / (1 - p))
             else:
                 p = torch.sigmoid(logit)
             u = torch.rand_like(logit) if uniform is None else uniform
@@ -323,8 +338,17 @@ class ShowerGenerator(tnn.Module):
         # forward pass suppresses, the gradient passes as if it did not, so the critic can
         # still pull cells below the threshold up (a hard mask would freeze them at zero).
         if not differentiable:
-            return cells.masked_fill_(cells < threshold, 0.0)
-        cells = cells + (cells * (cells >= threshold) - cells).detach()
+            cells = cells.masked_fill_(cells < threshold, 0.0)
+        else:
+            cells = cells + (cells * (cells >= threshold) - cells).detach()
+        if self.readout_renorm:  # the read-out layer sums are the layer head's energies
+            cells = cells.reshape(-1, layers, rows * cols)
+            total = cells.sum(dim=2, keepdim=True)
+            seen = total > 0  # a layer with nothing above the threshold stays empty
+            factor = torch.where(seen, energy[:, :, None] / torch.where(seen, total, 1.0), 1.0)
+            cells = (cells * factor).reshape(len(h), -1)
+        if not differentiable:
+            return cells
         return (cells, hits) if with_hits else cells
 
     def forward(self, latent: torch.Tensor, conditions: torch.Tensor,
@@ -400,11 +424,13 @@ def build(geometry: str = "hgcal-7x12x15", *, response: float, latent_dim: int =
           position_scale_mm: float | None = None, stochastic_latent: bool = True,
           sparse_gate: bool = False, gate_rank: int = GATE_RANK, gate_renorm: bool = True,
           lateral_basis: bool = False, cell_rank: int = 0, gate_poisson: bool = False,
-          hit_counts: bool = False, seed: int = 0) -> tuple[ShowerGenerator, ShowerCritic]:
+          hit_counts: bool = False, readout_renorm: bool | None = None,
+          seed: int = 0) -> tuple[ShowerGenerator, ShowerCritic]:
     """A fresh generator and critic for ``geometry`` (positions in units of its cell size).
 
     ``gate_rank`` and ``gate_renorm`` shape the sparse gate (see ``ShowerGenerator``)
-    and count only with ``sparse_gate``; ``cell_rank`` the cell head (0: full).
+    and count only with ``sparse_gate``; ``cell_rank`` the cell head (0: full);
+    ``readout_renorm`` defaults to ``gate_poisson``.
     """
     torch.manual_seed(seed)
     scale = float(position_scale_mm or get(geometry).cell_mm)
@@ -413,7 +439,9 @@ def build(geometry: str = "hgcal-7x12x15", *, response: float, latent_dim: int =
                                 position_scale_mm=scale, stochastic_latent=stochastic_latent,
                                 sparse_gate=sparse_gate, gate_renorm=gate_renorm,
                                 gate_rank=gate_rank, lateral_basis=lateral_basis,
-                                cell_rank=cell_rank, gate_poisson=gate_poisson)
+                                cell_rank=cell_rank, gate_poisson=gate_poisson,
+                                readout_renorm=(gate_poisson if readout_renorm is None
+                                                else readout_renorm))
     return generator, ShowerCritic(get(geometry).name, critic_hidden, scale, hit_counts=hit_counts)
 
 
