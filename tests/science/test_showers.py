@@ -172,6 +172,10 @@ def test_generation_shapes_non_negativity_and_zoo_round_trip(tmp_path):
     assert showers.shape == (3, 7, 12, 15) and showers.dtype == np.float32
     assert np.all(showers >= 0)
     assert model.generate(generator, [70.0], count=5, seed=0).shape == (5, 7, 12, 15)
+    # on a CPU in batches of CPU_BATCH: every batch is filled, the last one in part
+    many = model.generate(generator, [50.0], count=2 * model.CPU_BATCH + 7, seed=2)
+    assert many.shape[0] == 2 * model.CPU_BATCH + 7
+    assert np.all(many.reshape(len(many), -1).sum(axis=1) > 0)
     np.testing.assert_array_equal(model.generate(generator, [70.0], count=4, seed=3),
                                   model.generate(generator, [70.0], count=4, seed=3))
     # the zoo stores architecture name, config and safetensors weights
@@ -633,7 +637,8 @@ def test_template_runs_with_tiny_parameters(tmp_path, monkeypatch):
         str(TEMPLATE), str(tmp_path / "out.ipynb"), cwd=str(tmp_path), kernel_name="python3",
         parameters={"train_energies": "20,40", "held_out_energy": 30.0, "showers_per_energy": 24,
                     "iterations": 3, "batch_size": 16, "classifier_epochs": 2,
-                    "speed_showers": 8, "sparse_gate": True, "select_every": 2},
+                    "speed_showers": 8, "select_every": 2, "sparse_gate": False,
+                    "lateral_basis": False, "hit_counts": False},
         progress_bar=False)
     result = json.loads((tmp_path / "metrics.json").read_text())
     expected = {"training.png", "energy_response.png", "profiles_held_out.png",
@@ -651,10 +656,12 @@ def test_template_runs_with_tiny_parameters(tmp_path, monkeypatch):
     assert [r["energy_gev"] for r in result["speedup"]] == [20.0, 50.0, 90.0]
     assert all(r["speedup_cpu"] > 0 for r in result["speedup"])
     assert result["data"]["showers"] == 72 and result["published"] == {}
-    # the gated generator (the job test in tests/jobs runs the default one), its own checkpoint
-    assert result["parameters"]["sparse_gate"] is True
-    assert len(list((tmp_path / "checkpoints").glob("calo-wgan-*-s0-gate.pt"))) == 1
-    assert model.load(tmp_path / "calo-wgan.safetensors").sparse_gate
+    # the plain generator (the job test in tests/jobs runs the default: gate, basis, hit
+    # counts), its own checkpoint
+    assert result["parameters"]["sparse_gate"] is False
+    assert len(list((tmp_path / "checkpoints").glob("calo-wgan-*-s0.pt"))) == 1
+    plain = model.load(tmp_path / "calo-wgan.safetensors")
+    assert not plain.sparse_gate and not plain.lateral_basis
     # scored at iterations 2 and 3 (the end); the kept one is recorded
     assert [i for i, _ in result["training"]["selection"]] == [2, 3]
     assert result["training"]["selected_iteration"] in (2, 3)

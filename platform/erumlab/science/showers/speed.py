@@ -27,12 +27,16 @@ def simulation_ms(geometry: str, energy_gev: float, showers: int, *, seed: int =
 
 
 def generation_ms(generator: ShowerGenerator, energy_gev: float, showers: int, *,
-                  batch_size: int = 4096, device: str | torch.device = "cpu",
+                  batch_size: int | None = None, device: str | torch.device = "cpu",
                   repeats: int = 3) -> float:
-    """Wall time per shower [ms] of batched generation (best of ``repeats``), incl. copying to NumPy."""
+    """Wall time per shower [ms] of batched generation (best of ``repeats``), incl. copying to NumPy.
+
+    ``batch_size`` defaults to ``generate``'s for the device (``model.CPU_BATCH`` on a CPU).
+    """
     target = torch.device(device)
     generator = generator.to(target)
-    generate(generator, [energy_gev], count=min(showers, batch_size), seed=0, device=target)
+    generate(generator, [energy_gev], count=min(showers, batch_size or showers), seed=0,
+             batch_size=batch_size, device=target)
     best = float("inf")
     for repeat in range(repeats):
         if target.type == "cuda":
