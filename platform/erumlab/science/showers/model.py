@@ -46,8 +46,8 @@ GATE_RANK = 64  # the gate's head reads the trunk through this many numbers (gen
 LATERAL_WIDTHS_MM = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)  # the impact-centred lateral basis
 # Showers per generation batch on a CPU: each step's tensors (512 x 1260 floats, 2.5 MB) stay in
 # the caches, where batches of 8192 stream 40 MB through memory at every step (with the gate and
-# the basis 1.8x slower than 512, 4096 1.4x; also the best of 64-2048 for fine-24x20x20;
-# bench/calo_wgan_bench.py prints the ratio to 4096)
+# the basis 1.6-1.8x slower than 512, 4096 1.1-1.6x; 1024 as fast; also the best of 64-2048 for
+# fine-24x20x20; bench/calo_wgan_bench.py prints the ratio to 8192)
 CPU_BATCH = 512
 ACCELERATOR_BATCH = 16384
 REFERENCE_RECIPE = {"latent_dim": 10, "gp_lambda": 5.0, "n_critic": 9, "betas": (0.0, 0.9)}

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from erumlab.science.showers import simulation
-from erumlab.science.showers.model import ShowerGenerator, generate
+from erumlab.science.showers.model import CPU_BATCH, ShowerGenerator, generate
 
 
 def simulation_ms(geometry: str, energy_gev: float, showers: int, *, seed: int = 0,
@@ -35,8 +35,8 @@ def generation_ms(generator: ShowerGenerator, energy_gev: float, showers: int, *
     """
     target = torch.device(device)
     generator = generator.to(target)
-    generate(generator, [energy_gev], count=min(showers, batch_size or showers), seed=0,
-             batch_size=batch_size, device=target)
+    generate(generator, [energy_gev], count=min(showers, batch_size or CPU_BATCH), seed=0,
+             batch_size=batch_size, device=target)  # warm-up: one batch
     best = float("inf")
     for repeat in range(repeats):
         if target.type == "cuda":
