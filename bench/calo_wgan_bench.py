@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/calo_wgan_bench.py [--model calo-wgan.safetensors | --zoo calo-wgan]
         [--train-iterations 600 --showers-per-energy 1000] [--no-sparse-gate] [--no-lateral-basis]
-        [--no-hit-counts] [--gate-poisson] [--showers 200] [--generated 20000]
+        [--no-hit-counts] [--gate-poisson] [--average-decay 0] [--showers 200] [--generated 20000]
 
 Prints, measured side by side in one run on this machine:
 
@@ -63,7 +63,8 @@ def obtain_generator(args: argparse.Namespace) -> tuple[model.ShowerGenerator, s
                                         **architecture(args))
         result = model.train(generator, critic, train.cells, train.energies, train.positions,
                              iterations=args.train_iterations, batch_size=args.batch_size,
-                             seed=args.seed, device="cpu", select_every=args.select_every)
+                             seed=args.seed, device="cpu", select_every=args.select_every,
+                             average_decay=args.average_decay)
         kept = (f", kept iteration {result.selected_iteration}"
                 if result.selected_iteration is not None else "")
         if result.diverged_at is not None:
@@ -132,6 +133,9 @@ def main() -> None:
     parser.add_argument("--select-every", type=int, default=500,
                         help="score mean and resolution at the training energies this often "
                              "and keep the best generator (0: the last)")
+    parser.add_argument("--average-decay", type=float, default=0.0,
+                        help="with --train-iterations: keep a moving average of the generator's "
+                             "weights with this decay (0: the trained weights)")
     parser.add_argument("--position-spread-mm", type=float, default=10.0)
     parser.add_argument("--showers", type=int, default=200,
                         help="simulated showers timed per energy")
@@ -144,6 +148,8 @@ def main() -> None:
     if (args.hit_counts or args.gate_poisson) and not args.sparse_gate:
         parser.error("--hit-counts and --gate-poisson need --sparse-gate "
                      "(with --no-sparse-gate add --no-hit-counts)")
+    if not 0.0 <= args.average_decay < 1.0:
+        parser.error(f"--average-decay must be in [0, 1) (0: no average), not {args.average_decay}")
     started = time.perf_counter()
     generator, origin, trained = obtain_generator(args)
     print(f"generator: {origin}; {model.parameter_budget(generator):.3g} multiply-adds per shower")

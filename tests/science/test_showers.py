@@ -166,6 +166,36 @@ def test_selection_keeps_the_best_scoring_generator_without_changing_the_trainin
     assert int(state["best"]["iteration"]) == selected.selected_iteration
 
 
+def test_the_weight_average_follows_the_training_without_changing_it(tiny_sample, tmp_path):
+    response = model.response_of(tiny_sample.cells, tiny_sample.energies)
+    runs = {}
+    for decay in (0.0, 0.5):
+        generator, critic = model.build("hgcal-7x12x15", response=response, sparse_gate=True,
+                                        lateral_basis=True, hit_counts=True, seed=0)
+        result = model.train(generator, critic, tiny_sample.cells, tiny_sample.energies,
+                             tiny_sample.positions, iterations=4, batch_size=8, n_critic=1,
+                             device="cpu", progress=False, log_every=1, average_decay=decay,
+                             checkpoint=tmp_path / f"ck{decay}.pt", checkpoint_every=2)
+        runs[decay] = (generator, result, torch.load(tmp_path / f"ck{decay}.pt", weights_only=True))
+    (plain, plain_result, plain_state), (averaged, averaged_result, state) = runs[0.0], runs[0.5]
+    # the average is only read: the trained weights take the same path
+    assert averaged_result.generator_loss == plain_result.generator_loss
+    for key, value in plain_state["generator"].items():
+        torch.testing.assert_close(state["generator"][key], value)
+    assert "average" not in plain_state
+    # what comes back is the average the checkpoint keeps, not the last trained weights
+    returned = averaged.state_dict()
+    for key, value in state["average"].items():
+        torch.testing.assert_close(returned[key], value)
+    weight = "layer_head.weight"
+    assert not torch.allclose(returned[weight], state["generator"][weight])
+    torch.testing.assert_close(plain.state_dict()[weight], state["generator"][weight])
+    with pytest.raises(ValueError, match="average_decay must be in"):
+        model.train(plain, model.build("hgcal-7x12x15", response=response)[1],
+                    tiny_sample.cells, tiny_sample.energies, tiny_sample.positions,
+                    iterations=1, device="cpu", progress=False, average_decay=1.0)
+
+
 def test_generation_shapes_non_negativity_and_zoo_round_trip(tmp_path):
     generator, _ = model.build("hgcal-7x12x15", response=2.6, seed=0)
     showers = model.generate(generator, [20.0, 50.0, 90.0], np.zeros((3, 2)), seed=1)
@@ -614,16 +644,20 @@ def test_shower_maximum_comparison_and_verdicts_on_hand_made_showers():
 # The template -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("option", ["hit_counts", "gate_poisson"])
-def test_template_refuses_gate_options_without_the_gate_before_simulating(option, tmp_path,
-                                                                        monkeypatch):
+@pytest.mark.parametrize("parameters, message", [
+    ({"hit_counts": True, "sparse_gate": False}, "hit_counts needs sparse_gate"),
+    ({"gate_poisson": True, "sparse_gate": False}, "gate_poisson needs sparse_gate"),
+    ({"average_decay": 1.0}, r"average_decay must be in \[0, 1\) \(0: no average\), not 1.0"),
+])
+def test_template_refuses_contradictory_options_before_simulating(parameters, message, tmp_path,
+                                                                  monkeypatch):
     import papermill
 
     monkeypatch.setenv("ERUMLAB_CACHE_DIR", str(tmp_path / "cache"))
-    with pytest.raises(papermill.PapermillExecutionError, match=f"{option} needs sparse_gate"):
+    with pytest.raises(papermill.PapermillExecutionError, match=message):
         papermill.execute_notebook(
             str(TEMPLATE), str(tmp_path / "out.ipynb"), cwd=str(tmp_path), kernel_name="python3",
-            parameters={option: True, "sparse_gate": False}, progress_bar=False)
+            parameters=parameters, progress_bar=False)
     assert not (tmp_path / "cache").exists()  # nothing simulated, nothing half-written
 
 
@@ -638,7 +672,7 @@ def test_template_runs_with_tiny_parameters(tmp_path, monkeypatch):
         parameters={"train_energies": "20,40", "held_out_energy": 30.0, "showers_per_energy": 24,
                     "iterations": 3, "batch_size": 16, "classifier_epochs": 2,
                     "speed_showers": 8, "select_every": 2, "sparse_gate": False,
-                    "lateral_basis": False, "hit_counts": False},
+                    "lateral_basis": False, "hit_counts": False, "average_decay": 0.5},
         progress_bar=False)
     result = json.loads((tmp_path / "metrics.json").read_text())
     expected = {"training.png", "energy_response.png", "profiles_held_out.png",
@@ -659,7 +693,9 @@ def test_template_runs_with_tiny_parameters(tmp_path, monkeypatch):
     # the plain generator (the job test in tests/jobs runs the default: gate, basis, hit
     # counts), its own checkpoint
     assert result["parameters"]["sparse_gate"] is False
-    assert len(list((tmp_path / "checkpoints").glob("calo-wgan-*-s0.pt"))) == 1
+    assert result["parameters"]["average_decay"] == 0.5  # the kept generator is an average
+    assert len(list((tmp_path / "checkpoints").glob("calo-wgan-*-s0-avg0.5.pt"))) == 1
+    assert "average" in torch.load(next((tmp_path / "checkpoints").glob("*.pt")), weights_only=True)
     plain = model.load(tmp_path / "calo-wgan.safetensors")
     assert not plain.sparse_gate and not plain.lateral_basis
     # scored at iterations 2 and 3 (the end); the kept one is recorded
