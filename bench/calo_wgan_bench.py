@@ -105,6 +105,8 @@ def fidelity(generator: model.ShowerGenerator, args: argparse.Namespace) -> None
     print(f"  (also: occupancy {100 * found['occupancy_rel']:+.1f} %, largest layer-fraction "
           f"difference {found['layer_fraction_max_abs']:.3f}, largest layer-correlation difference "
           f"{found['layer_correlation_max_abs']:.2f})")
+    print("  high-level classifier by feature group: " + ", ".join(
+        f"{name} {auc:.3f}" for name, auc in classifier["high_level"]["by_group"].items()))
 
 
 def main() -> None:

@@ -617,10 +617,15 @@ def test_the_high_level_view_sees_a_deficit_of_hits():
     by_count = metrics.roc_auc(np.r_[np.ones(half), np.zeros(half)],
                                np.r_[count(cells[:half]), count(thinned)].astype(float))
     assert by_count > 0.9 and test["high_level"]["auc"] > by_count - 0.06, (by_count, test)
+    # and the groups of high-level features say which of them: the hit cells, not the energies
+    groups = test["high_level"]["by_group"]
+    assert list(groups) == ["layer energies", "hit cells", "centres", "widths"]
+    assert groups["hit cells"] > 0.85 and groups["hit cells"] > groups["layer energies"] + 0.15, groups
     assert test["auc"] == max(test["low_level"]["auc"], test["high_level"]["auc"])
     same = metrics.classifier_test(cells[:half], cells[half:], energies[:half], "hgcal-7x12x15",
                                    epochs=10, seed=0)
     assert same["auc"] < 0.66, same
+    assert max(same["high_level"]["by_group"].values()) < 0.62, same  # no group tells them apart
 
 
 def test_shower_maximum_comparison_and_verdicts_on_hand_made_showers():
@@ -687,6 +692,8 @@ def test_template_runs_with_tiny_parameters(tmp_path, monkeypatch):
     views = result["fidelity_held_out"]["classifier"]
     assert result["fidelity_held_out"]["classifier_auc"] == max(views["low_level"]["auc"],
                                                                 views["high_level"]["auc"])
+    assert set(views["high_level"]["by_group"]) == {"layer energies", "hit cells", "centres",
+                                                    "widths"}
     assert [r["energy_gev"] for r in result["speedup"]] == [20.0, 50.0, 90.0]
     assert all(r["speedup_cpu"] > 0 for r in result["speedup"])
     assert result["data"]["showers"] == 72 and result["published"] == {}

@@ -177,6 +177,14 @@ def high_level_features(cells: np.ndarray, energies_gev: np.ndarray,
                             wx, wy]).astype(np.float32)
 
 
+def high_level_groups(layers: int) -> dict[str, list[int]]:
+    """The columns of ``high_level_features`` by what they describe, each with log E."""
+    return {"layer energies": [0, 1, *range(2, 2 + layers)],
+            "hit cells": [1, *range(2 + layers, 2 + 2 * layers)],
+            "centres": [1, *range(2 + 2 * layers, 2 + 4 * layers)],
+            "widths": [1, *range(2 + 4 * layers, 2 + 6 * layers)]}
+
+
 def standardise(train: np.ndarray, *others: np.ndarray,
                 floor_quantile: float = 0.05) -> list[np.ndarray]:
     """Subtract the training mean, divide by the training spread, floored.
@@ -252,13 +260,19 @@ def classifier_test(simulated: np.ndarray, generated: np.ndarray, energies_gev: 
     With a few thousand showers the network on a thousand cells overfits
     before it learns sums over them (a 20 % deficit of hits can hide in
     it); the one on 2 + 6 x layers features sees such sums directly. The
-    figure (``auc``) is the larger of the two AUCs.
+    figure (``auc``) is the larger of the two AUCs. ``high_level["by_group"]``
+    holds the AUCs of the same network on each group of high-level features
+    (``high_level_groups``): which of them tell the samples apart.
     """
     low = classifier_auc(classifier_inputs(simulated, energies_gev),
                          classifier_inputs(generated, energies_gev), epochs=epochs, seed=seed)
-    high = classifier_auc(high_level_features(simulated, energies_gev, geometry),
-                          high_level_features(generated, energies_gev, geometry),
-                          epochs=epochs, seed=seed)
+    high_simulated = high_level_features(simulated, energies_gev, geometry)
+    high_generated = high_level_features(generated, energies_gev, geometry)
+    high = classifier_auc(high_simulated, high_generated, epochs=epochs, seed=seed)
+    high["by_group"] = {name: classifier_auc(high_simulated[:, columns],
+                                             high_generated[:, columns],
+                                             epochs=epochs, seed=seed)["auc"]
+                        for name, columns in high_level_groups(get(geometry).layers).items()}
     return {"auc": max(low["auc"], high["auc"]), "low_level": low, "high_level": high}
 
 
