@@ -190,6 +190,16 @@ def test_the_weight_average_follows_the_training_without_changing_it(tiny_sample
     weight = "layer_head.weight"
     assert not torch.allclose(returned[weight], state["generator"][weight])
     torch.testing.assert_close(plain.state_dict()[weight], state["generator"][weight])
+    # a resumed job resumes the average too (here nothing is left to train: it is the checkpoint's)
+    again, again_critic = model.build("hgcal-7x12x15", response=response, sparse_gate=True,
+                                      lateral_basis=True, hit_counts=True, seed=1)
+    resumed = model.train(again, again_critic, tiny_sample.cells, tiny_sample.energies,
+                          tiny_sample.positions, iterations=4, batch_size=8, n_critic=1,
+                          device="cpu", progress=False, average_decay=0.5,
+                          checkpoint=tmp_path / "ck0.5.pt")
+    assert resumed.resumed_from == 4
+    for key, value in state["average"].items():
+        torch.testing.assert_close(again.state_dict()[key], value)
     with pytest.raises(ValueError, match="average_decay must be in"):
         model.train(plain, model.build("hgcal-7x12x15", response=response)[1],
                     tiny_sample.cells, tiny_sample.energies, tiny_sample.positions,
