@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/calo_wgan_bench.py [--model calo-wgan.safetensors | --zoo calo-wgan]
         [--train-iterations 600 --showers-per-energy 1000] [--no-sparse-gate] [--no-lateral-basis]
-        [--no-hit-counts] [--gate-poisson] [--average-decay 0] [--showers 200] [--generated 20000]
+        [--no-hit-counts] [--gate-poisson] [--average-decay 0] [--select-classifier]
+        [--showers 200] [--generated 20000]
 
 Prints, measured side by side in one run on this machine:
 
@@ -64,7 +65,8 @@ def obtain_generator(args: argparse.Namespace) -> tuple[model.ShowerGenerator, s
         result = model.train(generator, critic, train.cells, train.energies, train.positions,
                              iterations=args.train_iterations, batch_size=args.batch_size,
                              seed=args.seed, device="cpu", select_every=args.select_every,
-                             average_decay=args.average_decay)
+                             average_decay=args.average_decay,
+                             select_classifier=args.select_classifier)
         kept = (f", kept iteration {result.selected_iteration}"
                 if result.selected_iteration is not None else "")
         if result.diverged_at is not None:
@@ -135,6 +137,11 @@ def main() -> None:
     parser.add_argument("--select-every", type=int, default=500,
                         help="score mean and resolution at the training energies this often "
                              "and keep the best generator (0: the last)")
+    parser.add_argument("--select-classifier", action=argparse.BooleanOptionalAction,
+                        default=False,
+                        help="with --select-every: keep, of the states with mean and resolution "
+                             "well within the targets, the one the high-level classifier tells "
+                             "apart least at the training energies")
     parser.add_argument("--average-decay", type=float, default=0.0,
                         help="with --train-iterations: keep a moving average of the generator's "
                              "weights with this decay (0: the trained weights)")

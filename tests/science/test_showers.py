@@ -166,6 +166,42 @@ def test_selection_keeps_the_best_scoring_generator_without_changing_the_trainin
     assert int(state["best"]["iteration"]) == selected.selected_iteration
 
 
+def test_classifier_selection_keeps_the_least_told_apart_state_within_the_moment_bound(
+        tiny_sample, monkeypatch):
+    response = model.response_of(tiny_sample.cells, tiny_sample.energies)
+    arguments = (tiny_sample.cells, tiny_sample.energies, tiny_sample.positions)
+
+    def run(select_classifier):
+        generator, critic = model.build("hgcal-7x12x15", response=response, seed=0)
+        result = model.train(generator, critic, *arguments, iterations=6, batch_size=8,
+                             n_critic=1, device="cpu", progress=False, log_every=1, select_every=2,
+                             select_classifier=select_classifier)
+        return generator, result
+
+    def expected(result, bound):  # within the bound the AUC ranks, outside it the moments
+        aucs = dict(result.selection_auc)
+        ranks = {i: (0, aucs[i]) if score <= bound else (1, score) for i, score in result.selection}
+        return min(ranks, key=ranks.get)
+
+    _, plain = run(False)
+    _, judged = run(True)
+    assert plain.selection_auc == []
+    # the classifier trains on its own random numbers: the training path is the same
+    assert judged.generator_loss == plain.generator_loss
+    assert judged.selection == plain.selection
+    assert [i for i, _ in judged.selection_auc] == [2, 4, 6]
+    assert all(0.0 <= auc <= 1.0 for _, auc in judged.selection_auc)
+    assert judged.selected_iteration == expected(judged, model.SELECT_MOMENT_BOUND)
+    # every state within the bound: the one the classifier tells apart least is returned
+    monkeypatch.setattr(model, "SELECT_MOMENT_BOUND", float("inf"))
+    generator, widened = run(True)
+    aucs = dict(widened.selection_auc)
+    assert widened.selected_iteration == min(aucs, key=aucs.get) == expected(widened, float("inf"))
+    yardstick = model.validation_sample(*arguments, 500, 0)
+    assert model.selection_auc(generator, *yardstick) == pytest.approx(
+        aucs[widened.selected_iteration], abs=1e-9)
+
+
 def test_the_weight_average_follows_the_training_without_changing_it(tiny_sample, tmp_path):
     response = model.response_of(tiny_sample.cells, tiny_sample.energies)
     runs = {}
@@ -687,7 +723,8 @@ def test_template_runs_with_tiny_parameters(tmp_path, monkeypatch):
         parameters={"train_energies": "20,40", "held_out_energy": 30.0, "showers_per_energy": 24,
                     "iterations": 3, "batch_size": 16, "classifier_epochs": 2,
                     "speed_showers": 8, "select_every": 2, "sparse_gate": False,
-                    "lateral_basis": False, "hit_counts": False, "average_decay": 0.5},
+                    "lateral_basis": False, "hit_counts": False, "average_decay": 0.5,
+                    "select_classifier": True},
         progress_bar=False)
     result = json.loads((tmp_path / "metrics.json").read_text())
     expected = {"training.png", "energy_response.png", "profiles_held_out.png",
@@ -711,11 +748,13 @@ def test_template_runs_with_tiny_parameters(tmp_path, monkeypatch):
     # counts), its own checkpoint
     assert result["parameters"]["sparse_gate"] is False
     assert result["parameters"]["average_decay"] == 0.5  # the kept generator is an average
-    assert len(list((tmp_path / "checkpoints").glob("calo-wgan-*-s0-avg0.5.pt"))) == 1
+    assert len(list((tmp_path / "checkpoints").glob("calo-wgan-*-s0-avg0.5-clf.pt"))) == 1
     assert "average" in torch.load(next((tmp_path / "checkpoints").glob("*.pt")), weights_only=True)
     plain = model.load(tmp_path / "calo-wgan.safetensors")
     assert not plain.sparse_gate and not plain.lateral_basis
     # scored at iterations 2 and 3 (the end); the kept one is recorded
     assert [i for i, _ in result["training"]["selection"]] == [2, 3]
     assert result["training"]["selected_iteration"] in (2, 3)
+    # ... by the high-level classifier too, at the training energies
+    assert [i for i, _ in result["training"]["selection_auc"]] == [2, 3]
     assert list((tmp_path / "cache" / "showers").glob("showers-hgcal-7x12x15-*.npz"))
