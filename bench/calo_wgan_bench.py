@@ -157,8 +157,10 @@ def main() -> None:
     if (args.hit_counts or args.gate_poisson) and not args.sparse_gate:
         parser.error("--hit-counts and --gate-poisson need --sparse-gate "
                      "(with --no-sparse-gate add --no-hit-counts)")
-    if not 0.0 <= args.average_decay < 1.0:
-        parser.error(f"--average-decay must be in [0, 1) (0: no average), not {args.average_decay}")
+    try:
+        model.check_average_decay(args.average_decay)
+    except ValueError as error:
+        parser.error(f"--{error}".replace("average_decay", "average-decay", 1))
     started = time.perf_counter()
     generator, origin, trained = obtain_generator(args)
     print(f"generator: {origin}; {model.parameter_budget(generator):.3g} multiply-adds per shower")

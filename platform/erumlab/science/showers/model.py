@@ -506,6 +506,13 @@ def response_of(cells: np.ndarray, energies_gev: np.ndarray) -> float:
                          / np.asarray(energies_gev)))
 
 
+def check_average_decay(decay: float) -> float:
+    """``decay`` if it is a valid ``average_decay`` (in [0, 1); 0: no average), else ValueError."""
+    if not 0.0 <= float(decay) < 1.0:
+        raise ValueError(f"average_decay must be in [0, 1) (0: no average), not {decay}")
+    return float(decay)
+
+
 def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
           energies_gev: np.ndarray, positions_mm: np.ndarray, *, iterations: int = 2000,
           batch_size: int = 256, n_critic: int = 9, learning_rate: float = 2e-4,
@@ -553,8 +560,7 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
     """
     from tqdm import tqdm
 
-    if not 0.0 <= float(average_decay) < 1.0:
-        raise ValueError(f"average_decay must be in [0, 1) (0: no average), not {average_decay}")
+    check_average_decay(average_decay)
     if critic.hit_counts and not generator.sparse_gate:
         raise ValueError("a critic with hit_counts needs a generator with sparse_gate: the "
                          "counts reach the generator through the gate's firing probabilities")
