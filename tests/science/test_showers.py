@@ -242,6 +242,57 @@ def test_the_weight_average_follows_the_training_without_changing_it(tiny_sample
                     iterations=1, device="cpu", progress=False, average_decay=1.0)
 
 
+def test_an_observer_sees_every_check_without_changing_the_training(tiny_sample):
+    response = model.response_of(tiny_sample.cells, tiny_sample.energies)
+    arguments = (tiny_sample.cells, tiny_sample.energies, tiny_sample.positions)
+    seen = []
+
+    def observe(iteration, generator):  # draws random numbers of its own, as a fidelity test does
+        seen.append((iteration, model.generate(generator, [50.0], count=2)))
+        torch.rand(100)
+
+    runs = []
+    for observer in (None, observe):
+        generator, critic = model.build("hgcal-7x12x15", response=response, sparse_gate=True,
+                                        seed=0)
+        runs.append(model.train(generator, critic, *arguments, iterations=6, batch_size=8,
+                                n_critic=1, device="cpu", progress=False, log_every=1,
+                                select_every=2, observe=observer))
+    assert runs[1].generator_loss == runs[0].generator_loss
+    assert runs[1].selection == runs[0].selection
+    assert [i for i, _ in seen] == [2, 4, 6]
+    assert not np.array_equal(seen[0][1], seen[2][1])  # the generator of that moment
+    with pytest.raises(ValueError, match="observe is called at the selection's checks"):
+        model.train(*model.build("hgcal-7x12x15", response=response), *arguments,
+                    iterations=1, device="cpu", progress=False, observe=observe)
+
+
+def test_the_trajectory_bench_follows_the_held_out_figures_along_the_training(tmp_path,
+                                                                              monkeypatch):
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[2] / "bench" / "calo_wgan_trajectory.py"
+    spec = importlib.util.spec_from_file_location("calo_wgan_trajectory", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setenv("ERUMLAB_CACHE_DIR", str(tmp_path))
+    found = bench.main(["--train-energies", "20,40", "--held-out", "30",
+                        "--showers-per-energy", "24", "--iterations", "5", "--every", "2",
+                        "--select-every", "2", "--batch-size", "8", "--n-critic", "1",
+                        "--classifier-epochs", "2", "--threads", "1",
+                        "--json", str(tmp_path / "t.json")])
+    assert [row["iteration"] for row in found["rows"]] == [2, 4, 5]  # and at the end
+    assert [i for i, _ in found["moment_scores"]] == [2, 4, 5]
+    for row in found["rows"]:
+        assert 0.0 <= row["auc_cells"] <= 1.0 and 0.0 <= row["auc_high_level"] <= 1.0
+        assert set(row["sub_aucs"]) == set(metrics.high_level_groups(7))
+        assert row["moment_score"] == dict(found["moment_scores"])[row["iteration"]]
+    assert found["kept_by_selection"] in (2, 4, 5)
+    assert json.loads((tmp_path / "t.json").read_text())["rows"][0]["iteration"] == 2
+    with pytest.raises(SystemExit):  # --every not a multiple of the selection's checks
+        bench.parse(["--every", "700"])
+
+
 def test_generation_shapes_non_negativity_and_zoo_round_trip(tmp_path):
     generator, _ = model.build("hgcal-7x12x15", response=2.6, seed=0)
     showers = model.generate(generator, [20.0, 50.0, 90.0], np.zeros((3, 2)), seed=1)

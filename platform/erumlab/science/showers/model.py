@@ -520,7 +520,8 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
           checkpoint: Path | None = None, checkpoint_every: int = 200, progress: bool = True,
           log_every: int = 10, select_every: int = 0,
           select_showers: int = 500, average_decay: float = 0.0,
-          select_classifier: bool = False) -> TrainingResult:
+          select_classifier: bool = False,
+          observe: Callable[[int, ShowerGenerator], None] | None = None) -> TrainingResult:
     """Train for ``iterations`` generator updates, each after ``n_critic`` critic updates.
 
     The recipe of the reference: Wasserstein loss with gradient penalty
@@ -553,6 +554,13 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
     learning unchanged (the average is only read), and the checkpoint keeps
     both.
 
+    ``observe(iteration, generator)``, with ``select_every``, is called at
+    every check after the scoring, with the generator that was scored (e.g.
+    to follow the held-out fidelity along the training:
+    bench/calo_wgan_trajectory.py). It runs on a copy of torch's random state
+    (CPU and GPUs), so that whatever it draws, the training's path stays the
+    same; it must not change the generator.
+
     Should the losses stop being finite (a NaN never goes away again),
     training stops at once, before the state is checkpointed: with the
     selection the best generator so far is returned (``diverged_at`` says
@@ -561,6 +569,8 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
     from tqdm import tqdm
 
     check_average_decay(average_decay)
+    if observe is not None and select_every <= 0:
+        raise ValueError("observe is called at the selection's checks: give select_every too")
     if critic.hit_counts and not generator.sparse_gate:
         raise ValueError("a critic with hit_counts needs a generator with sparse_gate: the "
                          "counts reach the generator through the gate's firing probabilities")
@@ -681,6 +691,9 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
                         "iteration": torch.tensor(iteration + 1),
                         "generator": {k: v.detach().clone()
                                       for k, v in judged.state_dict().items()}}
+            if observe is not None:
+                with torch.random.fork_rng(devices=_cuda_devices()):
+                    observe(iteration + 1, judged)
         if checkpoint is not None and ((iteration + 1) % checkpoint_every == 0
                                        or iteration + 1 == iterations):
             save_checkpoint(Path(checkpoint), generator, critic, g_opt, c_opt, iteration + 1,
@@ -704,6 +717,11 @@ def _rank_of(best: dict[str, Any]) -> torch.Tensor:
     return torch.tensor([1.0, float(best["score"])], dtype=torch.float64)
 
 
+def _cuda_devices() -> list[int]:
+    """The GPUs whose random state a ``fork_rng`` has to keep (none unless CUDA is in use)."""
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+
+
 def selection_auc(generator: ShowerGenerator, cells: np.ndarray, energies_gev: np.ndarray,
                   positions_mm: np.ndarray, seed: int = 0) -> float:
     """AUC of the fidelity test's high-level classifier: ``cells`` against generated showers.
@@ -712,8 +730,7 @@ def selection_auc(generator: ShowerGenerator, cells: np.ndarray, energies_gev: n
     afterwards (the CPU's and the GPUs'), so that scoring does not change the
     training's draws.
     """
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=_cuda_devices()):
         fake = generate(generator, energies_gev, positions_mm, seed=seed + 2)
         found = classifier_auc(high_level_features(cells, energies_gev, generator.geometry_name),
                                high_level_features(fake, energies_gev, generator.geometry_name),
