@@ -163,8 +163,10 @@ def test_queued_jobs_survive_a_redis_restart_that_lost_them(user, hello, tmp_pat
         redis.wait(timeout=10)
         redis = subprocess.Popen(argv)  # empty: the queued messages are gone
         wait_for_redis(socket, process=redis)
-        start_worker(REDIS_URL=redis_url)
+        # before the worker starts: its own reconcile at start-up would otherwise race this one
+        # (under load it won, and this one found nothing left to re-send)
         assert "re-dispatched: 2" in manage("reconcile").stdout
+        start_worker(REDIS_URL=redis_url)
         jobs = [wait_for_state(Job.objects.get(pk=pk), *Job.TERMINAL) for pk in ids]
         assert [job.state for job in jobs] == [Job.State.SUCCEEDED] * 2
     finally:
