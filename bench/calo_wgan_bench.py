@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/calo_wgan_bench.py [--model calo-wgan.safetensors | --zoo calo-wgan]
         [--train-iterations 600 --showers-per-energy 1000] [--no-sparse-gate] [--no-lateral-basis]
-        [--no-hit-counts] [--gate-poisson] [--average-decay 0] [--select-classifier]
+        [--no-hit-counts] [--gate-poisson] [--layer-flow] [--average-decay 0] [--select-classifier]
         [--showers 200] [--generated 20000]
 
 Prints, measured side by side in one run on this machine:
@@ -25,22 +25,21 @@ Prints, measured side by side in one run on this machine:
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from erumlab.science.showers import metrics, model, simulation, speed
 from erumlab.science.showers.geometry import DEFAULT_GEOMETRY, get
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import calo_options  # noqa: E402
+
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
-
-
-def architecture(args: argparse.Namespace) -> dict[str, bool]:
-    """The generator's options for one trained or timed here (a file or zoo model has its own)."""
-    return {"sparse_gate": args.sparse_gate, "lateral_basis": args.lateral_basis,
-            "hit_counts": args.hit_counts, "gate_poisson": args.gate_poisson}
 
 
 def obtain_generator(args: argparse.Namespace) -> tuple[model.ShowerGenerator, str, bool]:
@@ -61,19 +60,24 @@ def obtain_generator(args: argparse.Namespace) -> tuple[model.ShowerGenerator, s
         train = sample.select(np.isin(sample.energies, energies))
         generator, critic = model.build(args.geometry, seed=args.seed,
                                         response=model.response_of(train.cells, train.energies),
-                                        **architecture(args))
+                                        **calo_options.architecture(args))
         result = model.train(generator, critic, train.cells, train.energies, train.positions,
                              iterations=args.train_iterations, batch_size=args.batch_size,
                              seed=args.seed, device="cpu", select_every=args.select_every,
-                             average_decay=args.average_decay,
-                             select_classifier=args.select_classifier)
+                             **calo_options.training(args))
         kept = (f", kept iteration {result.selected_iteration}"
                 if result.selected_iteration is not None else "")
+        if result.selection_auc:
+            kept += (" (classifier AUC at the training energies by iteration: "
+                     + ", ".join(f"{i}: {a:.3f}" for i, a in result.selection_auc) + ")")
+        if args.average_decay:
+            kept += f", averaged weights (decay {args.average_decay:g})"
         if result.diverged_at is not None:
             kept += f" (diverged at iteration {result.diverged_at}, stopped there)"
         return generator.to("cpu"), (f"trained here: {args.train_iterations} iterations{kept} in "
                                      f"{result.seconds:.0f} s"), True
-    generator, _ = model.build(args.geometry, response=2.6, seed=args.seed, **architecture(args))
+    generator, _ = model.build(args.geometry, response=2.6, seed=args.seed,
+                               **calo_options.architecture(args))
     return generator, "untrained generator of the same architecture (timing only)", False
 
 
@@ -111,7 +115,7 @@ def fidelity(generator: model.ShowerGenerator, args: argparse.Namespace) -> None
         f"{name} {auc:.3f}" for name, auc in classifier["high_level"]["by_group"].items()))
 
 
-def main() -> None:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--geometry", default=DEFAULT_GEOMETRY)
     parser.add_argument("--model", help="generator file written by the template (calo-wgan.safetensors)")
@@ -119,32 +123,13 @@ def main() -> None:
     parser.add_argument("--train-iterations", type=int, default=0,
                         help="train a generator here first (0: no training)")
     parser.add_argument("--train-energies", default="20,30,40,50,60,80,90")
-    # the template's defaults; --no-... for the plain generator
-    parser.add_argument("--sparse-gate", action=argparse.BooleanOptionalAction, default=True,
-                        help="with --train-iterations or for timing: the gated generator")
-    parser.add_argument("--lateral-basis", action=argparse.BooleanOptionalAction, default=True,
-                        help="with --train-iterations or for timing: lateral shapes around the "
-                             "impact point")
-    parser.add_argument("--hit-counts", action=argparse.BooleanOptionalAction, default=True,
-                        help="with --train-iterations and --sparse-gate: the critic sees the hit "
-                             "cells per layer")
-    parser.add_argument("--gate-poisson", action="store_true",
-                        help="with --sparse-gate: cells fire with the chance of at least one "
-                             "deposit; layer energies renormalised after the readout")
+    calo_options.add_flags(parser)  # the template's defaults; --no-... for the plain generator
     parser.add_argument("--held-out", type=float, default=70.0)
     parser.add_argument("--showers-per-energy", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--select-every", type=int, default=500,
                         help="score mean and resolution at the training energies this often "
                              "and keep the best generator (0: the last)")
-    parser.add_argument("--select-classifier", action=argparse.BooleanOptionalAction,
-                        default=False,
-                        help="with --select-every: keep, of the states with mean and resolution "
-                             "well within the targets, the one the high-level classifier tells "
-                             "apart least at the training energies")
-    parser.add_argument("--average-decay", type=float, default=0.0,
-                        help="with --train-iterations: keep a moving average of the generator's "
-                             "weights with this decay (0: the trained weights)")
     parser.add_argument("--position-spread-mm", type=float, default=10.0)
     parser.add_argument("--showers", type=int, default=200,
                         help="simulated showers timed per energy")
@@ -152,15 +137,16 @@ def main() -> None:
                         help="generated showers timed per energy")
     parser.add_argument("--fidelity-showers", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     get(args.geometry)
-    if (args.hit_counts or args.gate_poisson) and not args.sparse_gate:
-        parser.error("--hit-counts and --gate-poisson need --sparse-gate "
-                     "(with --no-sparse-gate add --no-hit-counts)")
-    try:
-        model.check_average_decay(args.average_decay)
-    except ValueError as error:
-        parser.error(f"--{error}".replace("average_decay", "average-decay", 1))
+    calo_options.check(parser, args)
+    if args.select_classifier and args.select_every <= 0:
+        parser.error("--select-classifier is part of the selection: give --select-every too")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
     started = time.perf_counter()
     generator, origin, trained = obtain_generator(args)
     print(f"generator: {origin}; {model.parameter_budget(generator):.3g} multiply-adds per shower")

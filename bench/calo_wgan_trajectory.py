@@ -2,9 +2,9 @@
 
     PYTHONPATH=platform .venv/bin/python bench/calo_wgan_trajectory.py [--iterations 6000]
         [--every 1000] [--select-every 500] [--n-critic 9] [--learning-rate 2e-4] [--batch-size 128]
-        [--average-decay 0] [--showers-per-energy 2000] [--seed 0] [--threads 2]
-        [--no-sparse-gate] [--no-lateral-basis] [--no-hit-counts] [--gate-poisson]
-        [--json trajectory.json]
+        [--average-decay 0] [--select-classifier] [--showers-per-energy 2000] [--seed 0]
+        [--threads 2] [--no-sparse-gate] [--no-lateral-basis] [--no-hit-counts] [--gate-poisson]
+        [--layer-flow] [--json trajectory.json]
 
 Trains the template's generator (its defaults; the flags change them) on the
 template's training sample (simulated and cached on first use, ~4-5 min on
@@ -14,7 +14,8 @@ report does at the end: classifier AUC on the cells and on the high-level
 features, the sub-AUCs of the feature groups, mean energy, resolution,
 shower maximum, occupancy; and the selection's moment score at the
 training energies (every ``--select-every`` iterations, 500 as in the
-template). The checks run on a copy of
+template; with ``--select-classifier`` also the selection's classifier AUC
+there). The checks run on a copy of
 torch's random state (``model.train(observe=...)``), so the training takes
 the path it takes without them: one run shows where along it the
 classifier figure falls and which state the template's selection would
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,9 @@ import torch
 
 from erumlab.science.showers import metrics, model, simulation
 from erumlab.science.showers.geometry import DEFAULT_GEOMETRY, get
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import calo_options  # noqa: E402
 
 
 def trajectory(args: argparse.Namespace) -> dict[str, Any]:
@@ -51,8 +56,7 @@ def trajectory(args: argparse.Namespace) -> dict[str, Any]:
     train, held = sample.select(train_mask), sample.select(sample.energies == args.held_out)
     generator, critic = model.build(args.geometry, seed=args.seed,
                                     response=model.response_of(train.cells, train.energies),
-                                    sparse_gate=args.sparse_gate, lateral_basis=args.lateral_basis,
-                                    hit_counts=args.hit_counts, gate_poisson=args.gate_poisson)
+                                    **calo_options.architecture(args))
     geometry = get(args.geometry)
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -78,13 +82,15 @@ def trajectory(args: argparse.Namespace) -> dict[str, Any]:
                          iterations=args.iterations, batch_size=args.batch_size,
                          n_critic=args.n_critic, learning_rate=args.learning_rate,
                          seed=args.seed, device="cpu", progress=False,
-                         select_every=args.select_every,
-                         average_decay=args.average_decay, observe=observe)
-    moments = dict(result.selection)
+                         select_every=args.select_every, observe=observe,
+                         **calo_options.training(args))
+    moments, selection_aucs = dict(result.selection), dict(result.selection_auc)
     for row in rows:
         row["moment_score"] = moments.get(row["iteration"])
+        row["selection_auc"] = selection_aucs.get(row["iteration"])
     return {"options": {k: v for k, v in vars(args).items() if k != "json"},
             "held_out_energy": args.held_out, "rows": rows, "moment_scores": result.selection,
+            "selection_aucs": result.selection_auc,
             "kept_by_selection": result.selected_iteration, "training_seconds": result.seconds,
             "iterations_per_second": args.iterations / result.seconds}
 
@@ -116,11 +122,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-critic", type=int, default=9)
     parser.add_argument("--learning-rate", type=float, default=2e-4)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--average-decay", type=float, default=0.0)
-    parser.add_argument("--sparse-gate", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--lateral-basis", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--hit-counts", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--gate-poisson", action="store_true")
+    calo_options.add_flags(parser)
     parser.add_argument("--classifier-epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0,
@@ -131,15 +133,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     if args.select_every <= 0 or args.every <= 0 or args.every % args.select_every:
         parser.error(f"--every must be a positive multiple of --select-every (the checks are "
                      f"the selection's), not {args.every} with {args.select_every}")
-    if (args.hit_counts or args.gate_poisson) and not args.sparse_gate:
-        parser.error("--hit-counts and --gate-poisson need --sparse-gate "
-                     "(with --no-sparse-gate add --no-hit-counts)")
+    calo_options.check(parser, args)
     if args.held_out in {float(e) for e in args.train_energies.split(",")}:
         parser.error(f"--held-out {args.held_out:g} is also a training energy")
-    try:
-        model.check_average_decay(args.average_decay)
-    except ValueError as error:
-        parser.error(f"--{error}".replace("average_decay", "average-decay", 1))
     return args
 
 
@@ -150,6 +146,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     found = trajectory(args)
     print("selection's moment scores: "
           + ", ".join(f"{i}: {s:.2f}" for i, s in found["moment_scores"])
+          + ("; its classifier AUCs at the training energies: "
+             + ", ".join(f"{i}: {a:.3f}" for i, a in found["selection_aucs"])
+             if found["selection_aucs"] else "")
           + f"; it would keep iteration {found['kept_by_selection']}; "
           f"{found['iterations_per_second']:.2f} iterations/s")
     if args.json:

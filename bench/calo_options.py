@@ -1,0 +1,61 @@
+"""The options the two calorimeter-shower benches share: the generator's and the training's.
+
+``calo_wgan_bench.py`` and ``calo_wgan_trajectory.py`` train the template's
+generator (its defaults) or a variant: these flags name the variant, refuse
+what cannot be combined, and hand the choice to ``model.build`` and
+``model.train``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from erumlab.science.showers import model
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """The architecture flags (the template's defaults; --no-... for the plain generator)."""
+    parser.add_argument("--sparse-gate", action=argparse.BooleanOptionalAction, default=True,
+                        help="the gated generator (cells fire or not in each shower)")
+    parser.add_argument("--lateral-basis", action=argparse.BooleanOptionalAction, default=True,
+                        help="lateral shapes around the impact point")
+    parser.add_argument("--hit-counts", action=argparse.BooleanOptionalAction, default=True,
+                        help="with --sparse-gate: the critic sees the hit cells per layer")
+    parser.add_argument("--gate-poisson", action="store_true",
+                        help="with --sparse-gate: cells fire with the chance of at least one "
+                             "deposit; layer energies renormalised after the readout")
+    parser.add_argument("--layer-flow", action=argparse.BooleanOptionalAction, default=False,
+                        help="the layer energies from a normalising flow (fit by maximum "
+                             "likelihood first); the GAN learns the shapes given them")
+    parser.add_argument("--average-decay", type=float, default=0.0,
+                        help="keep a moving average of the generator's weights with this decay "
+                             "(0: the trained weights)")
+    parser.add_argument("--select-classifier", action=argparse.BooleanOptionalAction,
+                        default=False,
+                        help="the selection also trains the high-level classifier at the "
+                             "training energies and keeps, of the states with mean and "
+                             "resolution well within the targets, the one it tells apart least")
+
+
+def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse (``parser.error``) what ``add_flags``' flags cannot do together."""
+    if (args.hit_counts or args.gate_poisson) and not args.sparse_gate:
+        parser.error("--hit-counts and --gate-poisson need --sparse-gate "
+                     "(with --no-sparse-gate add --no-hit-counts)")
+    try:
+        model.check_average_decay(args.average_decay)
+    except ValueError as error:
+        parser.error(f"--{error}".replace("average_decay", "average-decay", 1))
+
+
+def architecture(args: argparse.Namespace) -> dict[str, Any]:
+    """``model.build``'s options, as the flags chose them."""
+    return {"sparse_gate": args.sparse_gate, "lateral_basis": args.lateral_basis,
+            "hit_counts": args.hit_counts, "gate_poisson": args.gate_poisson,
+            "layer_flow": args.layer_flow}
+
+
+def training(args: argparse.Namespace) -> dict[str, Any]:
+    """``model.train``'s options, as the flags chose them."""
+    return {"average_decay": args.average_decay, "select_classifier": args.select_classifier}

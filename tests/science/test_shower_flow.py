@@ -1,0 +1,163 @@
+"""The layer-energy flow of the shower GAN, and the generator that takes its layer energies."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from erumlab.science.showers import model, simulation
+from erumlab.science.showers.flow import LayerFlow
+
+THRESHOLD_MEV = 0.042
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def correlated_layers(energies: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Log-normal layer energies [MeV] whose means grow with E, two layers anti-correlated,
+    and a last layer that is often below the threshold (read as zero)."""
+    n = len(energies)
+    start = rng.standard_normal(n)  # a shower starting late: less in layer 0, more in layer 2
+    logs = np.column_stack([
+        np.log(0.1 * energies) - 0.4 * start + 0.2 * rng.standard_normal(n),
+        np.log(0.3 * energies) + 0.1 * rng.standard_normal(n),
+        np.log(0.2 * energies) + 0.4 * start + 0.2 * rng.standard_normal(n),
+        np.log(0.05) + 1.0 * rng.standard_normal(n)])
+    mev = np.exp(logs)
+    return np.where(mev >= THRESHOLD_MEV, mev, 0.0)
+
+
+def test_the_flow_learns_correlated_layer_energies_and_the_unread_layers(tmp_path):
+    rng = np.random.default_rng(0)
+    energies = rng.choice([20.0, 80.0], 3000)
+    layers = correlated_layers(energies, rng)
+    flow = LayerFlow(4, THRESHOLD_MEV, couplings=6, hidden=32)
+    losses = flow.fit(layers, energies, steps=500, batch_size=256, seed=0)
+    assert losses[-1] < losses[0] - 1.0  # it learnt
+    for energy in (20.0, 80.0):
+        truth = correlated_layers(np.full(4000, energy), rng)
+        with torch.no_grad():
+            made = flow.sample(torch.randn(4000, 4, generator=torch.Generator().manual_seed(1)),
+                               torch.full((4000,), energy)).double().numpy()
+        assert np.all(made >= 0) and np.all((made == 0) | (made >= THRESHOLD_MEV))
+        read = (made[:, :3] > 0).all(axis=1)
+        logs, true_logs = np.log(made[read, :3]), np.log(truth[:, :3])
+        np.testing.assert_allclose(logs.mean(0), true_logs.mean(0), atol=0.05)
+        np.testing.assert_allclose(logs.std(0), true_logs.std(0), rtol=0.15)
+        corr = np.corrcoef(logs[:, 0], logs[:, 2])[0, 1]
+        assert corr == pytest.approx(np.corrcoef(true_logs[:, 0], true_logs[:, 2])[0, 1], abs=0.1)
+        # the last layer reads nothing in about as many showers (43 % here; the smooth flow
+        # blurs the edge at the threshold: 52 % after a short fit)
+        assert (made[:, 3] == 0).mean() == pytest.approx((truth[:, 3] == 0).mean(), abs=0.12)
+
+
+def test_sampling_inverts_the_flow_and_fitting_leaves_torchs_random_state_alone():
+    rng = np.random.default_rng(1)
+    energies = rng.choice([20.0, 50.0], 300)
+    flow = LayerFlow(4, THRESHOLD_MEV, couplings=4, hidden=16)
+    state = torch.random.get_rng_state()
+    flow.fit(correlated_layers(energies, rng), energies, steps=50, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    noise = torch.randn(64, 4, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        made = flow.sample(noise, torch.full((64,), 50.0))
+        read = (made > 0).all(dim=1)
+        back, _ = flow.to_noise(torch.log(made[read]), torch.full((int(read.sum()),), 50.0))
+    torch.testing.assert_close(back, noise[read], atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match=r"layer energies of shape \(300, 3\): expected \(300, 4\)"):
+        flow.fit(np.ones((300, 3)), energies, steps=1)
+
+
+def test_a_generator_with_the_flow_keeps_the_layer_energies_it_is_given(tmp_path):
+    generator, _ = model.build("hgcal-7x12x15", response=2.6, sparse_gate=True,
+                               lateral_basis=True, layer_flow=True, seed=0)
+    assert generator.latent_dim == 10 + 7 and generator.readout_renorm
+    assert not hasattr(generator, "layer_head")  # the flow gives the layer energies
+    conditions = torch.tensor([[50.0, 0.0, 0.0], [50.0, 3.0, -2.0], [80.0, -5.0, 1.0]])
+    given = torch.tensor([[10.0, 40.0, 50.0, 30.0, 10.0, 3.0, 0.0],
+                          [5.0, 35.0, 55.0, 35.0, 12.0, 4.0, 0.05],
+                          [8.0, 60.0, 80.0, 60.0, 25.0, 9.0, 2.0]])
+    for grad in (False, True):  # generation, and training's forward pass
+        with torch.set_grad_enabled(grad):
+            cells = generator.normalised(torch.randn(3, 17), conditions, layer_mev=given)
+        # the read-out layer sums are the given ones, whatever the gate and the threshold did
+        layer_sums = cells.reshape(3, 7, -1).sum(dim=2) * conditions[:, :1] * generator.response
+        torch.testing.assert_close(layer_sums.detach(), given, rtol=1e-4, atol=1e-5)
+    # 0.05 MeV, spread by the untrained gate over many cells below the threshold (0.042 MeV
+    # per cell): read out in the layer's most likely cell instead of lost
+    assert (cells.reshape(3, 7, -1)[1, 6] > 0).sum() == 1
+    plain, _ = model.build("hgcal-7x12x15", response=2.6, seed=0)
+    with pytest.raises(ValueError, match="layer_mev is given to a generator with layer_flow only"):
+        plain.normalised(torch.randn(3, 10), conditions, layer_mev=given)
+    # generation draws the layer energies from the flow; the zoo file keeps the flow
+    showers = model.generate(generator, [50.0, 80.0], seed=1)
+    assert showers.shape == (2, 7, 12, 15) and np.all(showers >= 0)
+    path = model.save(generator, tmp_path / "g.safetensors")
+    np.testing.assert_array_equal(model.generate(model.load(path), [50.0, 80.0], seed=1), showers)
+
+
+def test_training_fits_the_flow_first_and_resuming_does_not_refit_it(tmp_path):
+    rng = np.random.default_rng(0)
+    energies = np.repeat([20.0, 50.0], 16)
+    sample = simulation.simulate("hgcal-7x12x15", energies, rng.uniform(-10, 10, (32, 2)), seed=1)
+    response = model.response_of(sample.cells, sample.energies)
+    generator, critic = model.build("hgcal-7x12x15", response=response, sparse_gate=True,
+                                    lateral_basis=True, hit_counts=True, layer_flow=True, seed=0)
+    untrained = [p.detach().clone() for p in generator.flow.parameters()]
+    checkpoint = tmp_path / "ck.pt"
+    arguments = (sample.cells, sample.energies, sample.positions)
+    result = model.train(generator, critic, *arguments, iterations=2, batch_size=8, n_critic=1,
+                         device="cpu", checkpoint=checkpoint, progress=False, flow_steps=20,
+                         select_every=1)
+    assert all(np.isfinite(result.critic_loss)) and result.selected_iteration in (1, 2)
+    fitted = [p.detach().clone() for p in generator.flow.parameters()]
+    assert any(not torch.equal(a, b) for a, b in zip(untrained, fitted, strict=True))
+    # the flow learnt the sample's layer energies: its standardisation is theirs
+    logs = np.log(sample.cells.sum(axis=(2, 3))[:, :5])  # the first layers always read something
+    np.testing.assert_allclose(generator.flow.mean[:5].numpy(), logs.mean(0), rtol=1e-4)
+    # the adversarial steps leave the flow alone; resuming takes it from the checkpoint
+    resumed = model.train(generator, critic, *arguments, iterations=3, batch_size=8, n_critic=1,
+                          device="cpu", checkpoint=checkpoint, progress=False, flow_steps=20)
+    assert resumed.resumed_from == 2
+    for a, b in zip(fitted, generator.flow.parameters(), strict=True):
+        torch.testing.assert_close(a, b.detach())
+
+
+def _bench(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--no-sparse-gate"], "--hit-counts and --gate-poisson need --sparse-gate"),
+    (["--average-decay", "1"], r"--average-decay must be in \[0, 1\)"),
+    (["--select-classifier", "--select-every", "0"], "--select-classifier is part of the selection"),
+])
+def test_the_speed_bench_refuses_what_its_flags_cannot_do(argv, message, capsys):
+    bench = _bench("calo_wgan_bench")
+    with pytest.raises(SystemExit):
+        bench.parse(argv)
+    assert len(re.findall(message, capsys.readouterr().err)) == 1
+
+
+def test_the_speed_bench_trains_with_its_flags_and_tests_the_fidelity(tmp_path, monkeypatch,
+                                                                     capsys):
+    bench = _bench("calo_wgan_bench")
+    monkeypatch.setenv("ERUMLAB_CACHE_DIR", str(tmp_path))
+    threads = torch.get_num_threads()
+    bench.main(["--train-iterations", "3", "--train-energies", "20,40", "--held-out", "30",
+                "--showers-per-energy", "16", "--batch-size", "8", "--select-every", "2",
+                "--select-classifier", "--average-decay", "0.5", "--showers", "2",
+                "--generated", "64", "--fidelity-showers", "40"])
+    torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert "trained here: 3 iterations, kept iteration" in out
+    assert "classifier AUC at the training energies by iteration: 2: " in out
+    assert "averaged weights (decay 0.5)" in out
+    assert "fidelity at 30 GeV (held out of training)" in out and "classifier AUC" in out
