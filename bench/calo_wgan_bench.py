@@ -19,7 +19,10 @@ Prints, measured side by side in one run on this machine:
   ``--zoo``; or one trained here, ``--train-iterations``), the fidelity at
   the held-out energy against freshly simulated showers: classifier AUC
   (target <= 0.75), mean energy (within 2 %), resolution (within 10 %),
-  shower maximum (within 5 %), each with PASS/FAIL.
+  shower maximum (within 5 %), each with PASS/FAIL; the high-level
+  classifier's AUC by feature group, and per layer what tells the features
+  apart (``metrics.layer_comparison``: shifts in simulated spreads, spread
+  ratios, how much the hits follow the layer energy).
 """
 
 from __future__ import annotations
@@ -113,6 +116,16 @@ def fidelity(generator: model.ShowerGenerator, args: argparse.Namespace) -> None
           f"{found['layer_correlation_max_abs']:.2f})")
     print("  high-level classifier by feature group: " + ", ".join(
         f"{name} {auc:.3f}" for name, auc in classifier["high_level"]["by_group"].items()))
+    print("  per layer, generated vs simulated: mean shift in simulated spreads / spread ratio; "
+          "correlation of hits with log layer energy, simulated / generated")
+    print("  layer " + "".join(f"{name:>15}" for name in metrics.LAYER_FEATURES)
+          + f"{'hits~energy':>15}")
+    for row in metrics.layer_comparison(simulated.cells, generated, simulated.energies, geometry):
+        corr = row["hits_energy_corr"]
+        print(f"  {row['layer']:>5} " + "".join(
+            f"{row[name]['shift']:>+9.2f} /{row[name]['spread_ratio']:>4.2f}"
+            for name in metrics.LAYER_FEATURES)
+            + f"{corr['simulated']:>+9.2f} /{corr['generated']:>+5.2f}")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

@@ -726,6 +726,29 @@ def test_the_high_level_view_sees_a_deficit_of_hits():
     assert max(same["high_level"]["by_group"].values()) < 0.62, same  # no group tells them apart
 
 
+def test_the_layer_comparison_names_what_differs_layer_by_layer():
+    sample = simulation.simulate("hgcal-7x12x15", [30.0] * 600, seed=11)
+    cells, energies = sample.cells, sample.energies
+    half = len(cells) // 2
+    same = metrics.layer_comparison(cells[:half], cells[half:], energies[:half], "hgcal-7x12x15")
+    assert [row["layer"] for row in same] == list(range(7))
+    for row in same:  # two halves of one sample: no shift, the same spreads
+        for name in metrics.LAYER_FEATURES:
+            assert abs(row[name]["shift"]) < 0.35 and 0.7 < row[name]["spread_ratio"] < 1.4, row
+    # Every layer's cells scaled by a random factor of 1-10 per shower: the same cells fire (the
+    # hits are unchanged), the layer energies fluctuate more and follow the hits less.
+    factors = 10 ** np.random.default_rng(3).uniform(0.0, 1.0, size=(half, 7, 1, 1))
+    noisy = cells[half:] * factors
+    found = metrics.layer_comparison(cells[half:], noisy, energies[half:], "hgcal-7x12x15")
+    drops = []
+    for row in found:
+        assert row["hits"] == {"shift": 0.0, "spread_ratio": 1.0}, row
+        assert row["log10 energy"]["shift"] > 0.3 and row["log10 energy"]["spread_ratio"] > 1.1
+        corr = row["hits_energy_corr"]
+        drops.append(corr["simulated"] - corr["generated"])
+    assert min(drops) > 0 and np.mean(drops) > 0.1, found
+
+
 def test_shower_maximum_comparison_and_verdicts_on_hand_made_showers():
     depths = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     profile = -(depths - 3.3) ** 2 + 10.0  # a parabola peaking at 3.3
