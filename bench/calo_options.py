@@ -15,24 +15,29 @@ from erumlab.science.showers import model
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
-    """The architecture flags (the template's defaults; --no-... for the plain generator)."""
-    parser.add_argument("--sparse-gate", action=argparse.BooleanOptionalAction, default=True,
-                        help="the gated generator (cells fire or not in each shower)")
+    """The architecture flags (the template's defaults; --no-... to turn one off)."""
+    parser.add_argument("--sparse-gate", action=argparse.BooleanOptionalAction, default=False,
+                        help="the gated generator (cells fire or not in each shower; the "
+                             "default before --flow-hits: --no-flow-hits --sparse-gate "
+                             "--hit-counts)")
     parser.add_argument("--lateral-basis", action=argparse.BooleanOptionalAction, default=True,
                         help="lateral shapes around the impact point")
-    parser.add_argument("--hit-counts", action=argparse.BooleanOptionalAction, default=True,
+    parser.add_argument("--hit-counts", action=argparse.BooleanOptionalAction, default=False,
                         help="with --sparse-gate: the critic sees the hit cells per layer")
     parser.add_argument("--gate-poisson", action="store_true",
                         help="with --sparse-gate: cells fire with the chance of at least one "
                              "deposit; layer energies renormalised after the readout")
-    parser.add_argument("--layer-flow", action=argparse.BooleanOptionalAction, default=False,
+    parser.add_argument("--layer-flow", action=argparse.BooleanOptionalAction, default=True,
                         help="the layer energies from a normalising flow (fit by maximum "
                              "likelihood first); the GAN learns the shapes given them")
+    parser.add_argument("--flow-hits", action=argparse.BooleanOptionalAction, default=True,
+                        help="with --layer-flow, without --sparse-gate: the flow also gives "
+                             "each layer's hit cells, and exactly that many fire")
     parser.add_argument("--average-decay", type=float, default=0.0,
                         help="keep a moving average of the generator's weights with this decay "
                              "(0: the trained weights)")
     parser.add_argument("--select-classifier", action=argparse.BooleanOptionalAction,
-                        default=False,
+                        default=True,
                         help="the selection also trains the high-level classifier at the "
                              "training energies and keeps, of the states with mean and "
                              "resolution well within the targets, the one it tells apart least")
@@ -43,6 +48,9 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if (args.hit_counts or args.gate_poisson) and not args.sparse_gate:
         parser.error("--hit-counts and --gate-poisson need --sparse-gate "
                      "(with --no-sparse-gate add --no-hit-counts)")
+    if args.flow_hits and not (args.layer_flow and not args.sparse_gate):
+        parser.error("--flow-hits needs --layer-flow and replaces the sparse gate "
+                     "(with --sparse-gate add --no-flow-hits)")
     try:
         model.check_average_decay(args.average_decay)
     except ValueError as error:
@@ -53,7 +61,7 @@ def architecture(args: argparse.Namespace) -> dict[str, Any]:
     """``model.build``'s options, as the flags chose them."""
     return {"sparse_gate": args.sparse_gate, "lateral_basis": args.lateral_basis,
             "hit_counts": args.hit_counts, "gate_poisson": args.gate_poisson,
-            "layer_flow": args.layer_flow}
+            "layer_flow": args.layer_flow, "flow_hits": args.flow_hits}
 
 
 def training(args: argparse.Namespace) -> dict[str, Any]:

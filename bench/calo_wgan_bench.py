@@ -1,8 +1,9 @@
 """Calorimeter showers: the WGAN generator against the detailed simulation, speed and fidelity.
 
     .venv/bin/python bench/calo_wgan_bench.py [--model calo-wgan.safetensors | --zoo calo-wgan]
-        [--train-iterations 600 --showers-per-energy 1000] [--no-sparse-gate] [--no-lateral-basis]
-        [--no-hit-counts] [--gate-poisson] [--layer-flow] [--average-decay 0] [--select-classifier]
+        [--train-iterations 600 --showers-per-energy 1000] [--no-flow-hits --sparse-gate
+        --hit-counts] [--no-lateral-basis] [--gate-poisson] [--no-layer-flow] [--average-decay 0]
+        [--no-select-classifier]
         [--showers 200] [--generated 20000]
 
 Prints, measured side by side in one run on this machine:
@@ -12,9 +13,11 @@ Prints, measured side by side in one run on this machine:
   ``model.CPU_BATCH``) at 20, 50 and 90 GeV on the same CPU, and the speed-up
   (target >= 100x; the reference reports about 40x on CPU), plus the GPU when
   there is one; and how much faster those batches are than batches of 8192.
-  The generation time does not depend on the weights, so without a model an
+  The generation time hardly depends on the weights, so without a model an
   untrained generator of the template's default architecture (or the one the
-  flags choose) is timed (and said so);
+  flags choose) is timed (and said so); with the flow's hit counts
+  (``--flow-hits``) the number of hits it draws sets the size of a partial
+  sort, so time a trained model there;
 - with a model (a file written by the template, ``--model``; a zoo model,
   ``--zoo``; or one trained here, ``--train-iterations``), the fidelity at
   the held-out energy against freshly simulated showers: classifier AUC

@@ -1,10 +1,10 @@
 """Calorimeter showers: the held-out fidelity along one training run of the WGAN.
 
     PYTHONPATH=platform .venv/bin/python bench/calo_wgan_trajectory.py [--iterations 6000]
-        [--every 1000] [--select-every 500] [--n-critic 9] [--learning-rate 2e-4] [--batch-size 128]
+        [--every 1000] [--select-every 500] [--n-critic 9] [--learning-rate 1e-4] [--batch-size 128]
         [--average-decay 0] [--select-classifier] [--showers-per-energy 2000] [--seed 0]
         [--threads 2] [--no-sparse-gate] [--no-lateral-basis] [--no-hit-counts] [--gate-poisson]
-        [--layer-flow] [--json trajectory.json]
+        [--layer-flow] [--flow-hits] [--json trajectory.json] [--save kept.safetensors]
 
 Trains the template's generator (its defaults; the flags change them) on the
 template's training sample (simulated and cached on first use, ~4-5 min on
@@ -19,9 +19,11 @@ there). The checks run on a copy of
 torch's random state (``model.train(observe=...)``), so the training takes
 the path it takes without them: one run shows where along it the
 classifier figure falls and which state the template's selection would
-keep. Runs of different options side by side (``--threads 1`` each, one per
-core) compare them on one machine; adversarial training does not take the
-same path on another CPU, so compare only runs made on the same machine.
+keep; ``--save`` writes the generator it keeps (for the speed bench's
+per-layer comparison: ``calo_wgan_bench.py --model``). Runs of different
+options side by side (``--threads 1`` each, one per core) compare them on
+one machine; adversarial training does not take the same path on another
+CPU, so compare only runs made on the same machine.
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ def trajectory(args: argparse.Namespace) -> dict[str, Any]:
                          seed=args.seed, device="cpu", progress=False,
                          select_every=args.select_every, observe=observe,
                          **calo_options.training(args))
+    if args.save:
+        model.save(generator, args.save)
     moments, selection_aucs = dict(result.selection), dict(result.selection_auc)
     for row in rows:
         row["moment_score"] = moments.get(row["iteration"])
@@ -120,7 +124,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         help="the selection's moment score every this many iterations, as the "
                              "template's")
     parser.add_argument("--n-critic", type=int, default=9)
-    parser.add_argument("--learning-rate", type=float, default=2e-4)
+    parser.add_argument("--learning-rate", type=float, default=1e-4, help="as the template's")
     parser.add_argument("--batch-size", type=int, default=128)
     calo_options.add_flags(parser)
     parser.add_argument("--classifier-epochs", type=int, default=30)
@@ -128,6 +132,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads (0: torch's default; 1 to run two side by side)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--save", type=Path, help="write the generator the selection keeps here")
     args = parser.parse_args(argv)
     get(args.geometry)
     if args.select_every <= 0 or args.every <= 0 or args.every % args.select_every:

@@ -88,8 +88,9 @@ def test_the_shower_gan_job_publishes_its_generator_with_lineage_to_its_showers(
     version = ModelVersion.objects.get(model__name="calo-wgan")
     assert version.produced_by == job and version.model.owner == user
     assert version.card.strip() and version.metrics.exists()
-    # the template's default generator: the sparse gate and the lateral basis
-    assert version.config["sparse_gate"] and version.config["lateral_basis"]
+    # the template's default generator: the flow's layer energies and hit counts, the basis
+    assert version.config["flow_hits"] and version.config["layer_flow"]
+    assert version.config["lateral_basis"] and not version.config["sparse_gate"]
     showers = Dataset.objects.get(slug="calo-wgan-showers")
     assert showers.versions.filter(produced_by=job).exists()
     assert {"metrics.json", "speedup.png"} <= {a.name for a in job.artifacts.all()}

@@ -127,6 +127,107 @@ def test_training_fits_the_flow_first_and_resuming_does_not_refit_it(tmp_path):
         torch.testing.assert_close(a, b.detach())
 
 
+def hit_counts_of(layers: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Hit cells that grow with the layer energy (as in a cascade), none where nothing was read."""
+    mean = 2.0 * np.sqrt(np.maximum(layers, 0.0))
+    hits = rng.poisson(mean) + 1
+    return np.where(layers > 0, np.minimum(hits, np.floor(layers / THRESHOLD_MEV)), 0)
+
+
+def test_the_flow_learns_hit_counts_with_the_layer_energies_and_keeps_them_consistent():
+    rng = np.random.default_rng(2)
+    energies = rng.choice([20.0, 80.0], 3000)
+    layers = correlated_layers(energies, rng)
+    hits = hit_counts_of(layers, rng)
+    flow = LayerFlow(4, THRESHOLD_MEV, couplings=6, hidden=32, hits=True, cells_per_layer=180)
+    assert flow.dims == 8
+    losses = flow.fit(layers, energies, hits=hits, steps=600, batch_size=256, seed=0)
+    assert losses[-1] < losses[0] - 1.0
+    truth = correlated_layers(np.full(4000, 80.0), rng)
+    true_hits = hit_counts_of(truth, rng)
+    with torch.no_grad():
+        made, made_hits = flow.sample(torch.randn(4000, 8, generator=torch.Generator().manual_seed(1)),
+                                      torch.full((4000,), 80.0))
+    made, made_hits = made.double().numpy(), made_hits.double().numpy()
+    # integers, consistent with the energies: none unread, one at least where read, no more
+    # than the energy pays for at the threshold
+    assert np.all(made_hits == np.round(made_hits))
+    assert np.all((made_hits == 0) == (made == 0))
+    assert np.all(made_hits * THRESHOLD_MEV <= made + 1e-9)
+    np.testing.assert_allclose(made_hits[:, :3].mean(0), true_hits[:, :3].mean(0), rtol=0.1)
+    np.testing.assert_allclose(made_hits[:, :3].std(0), true_hits[:, :3].std(0), rtol=0.25)
+    # the counts follow the layer energy as the sample's do (layer 1 hardly varies: its
+    # counts hardly follow it)
+    for layer in (0, 2):
+        corr = np.corrcoef(np.log(made[:, layer]), made_hits[:, layer])[0, 1]
+        true_corr = np.corrcoef(np.log(truth[:, layer]), true_hits[:, layer])[0, 1]
+        assert true_corr > 0.3 and corr == pytest.approx(true_corr, abs=0.12)
+    with pytest.raises(ValueError, match="hit counts go with a layer flow with hits"):
+        flow.fit(layers, energies, steps=1)
+    with pytest.raises(ValueError, match="needs cells_per_layer"):
+        LayerFlow(4, THRESHOLD_MEV, hits=True)
+
+
+def test_a_generator_with_flow_hits_fires_exactly_the_hits_it_is_given(tmp_path):
+    generator, _ = model.build("hgcal-7x12x15", response=2.6, lateral_basis=True,
+                               layer_flow=True, flow_hits=True, seed=0)
+    assert generator.latent_dim == 10 + 14 and not generator.readout_renorm
+    conditions = torch.tensor([[50.0, 0.0, 0.0], [50.0, 3.0, -2.0], [80.0, -5.0, 1.0]])
+    given = torch.tensor([[10.0, 40.0, 50.0, 30.0, 10.0, 3.0, 0.0],
+                          [5.0, 35.0, 55.0, 35.0, 12.0, 4.0, 0.05],
+                          [8.0, 60.0, 80.0, 60.0, 25.0, 9.0, 2.0]])
+    hits = torch.tensor([[3.0, 8.0, 12.0, 14.0, 12.0, 9.0, 0.0],
+                         [1.0, 6.0, 11.0, 15.0, 14.0, 10.0, 1.0],
+                         [5.0, 9.0, 14.0, 16.0, 15.0, 12.0, 7.0]])
+    unit = conditions[:, :1] * generator.response
+    latent, uniform = torch.randn(3, 24), torch.rand(3, 1260)
+    made = {}
+    for grad in (False, True):  # generation, and training's forward pass
+        with torch.set_grad_enabled(grad):
+            cells = made[grad] = generator.normalised(latent, conditions, uniform,
+                                                      layer_mev=given, layer_hits=hits)
+        mev = (cells * unit).reshape(3, 7, -1).detach()
+        torch.testing.assert_close((mev > 0).sum(dim=2).float(), hits)
+        torch.testing.assert_close(mev.sum(dim=2), given, rtol=1e-4, atol=1e-5)
+        assert float(mev[mev > 0].min()) >= THRESHOLD_MEV  # every hit is read out
+    # generation's shortcut (the keys' exponentials, fused passes) draws the same showers
+    torch.testing.assert_close(made[False], made[True].detach(), rtol=1e-5, atol=1e-7)
+    # the critic's gradient reaches the placement (gate head) and the shapes (cell head)
+    cells.sum().backward()
+    assert generator.gate_head.weight.grad.abs().sum() > 0
+    assert generator.cell_head.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="needs layer_hits"):
+        generator.normalised(torch.randn(3, 24), conditions, layer_mev=given)
+    with pytest.raises(ValueError, match="it needs layer_flow and replaces sparse_gate"):
+        model.build("hgcal-7x12x15", response=2.6, flow_hits=True)
+    with pytest.raises(ValueError, match="it needs layer_flow and replaces sparse_gate"):
+        model.build("hgcal-7x12x15", response=2.6, layer_flow=True, flow_hits=True,
+                    sparse_gate=True)
+
+
+def test_training_with_flow_hits_fits_the_counts_and_the_zoo_file_keeps_them(tmp_path):
+    rng = np.random.default_rng(0)
+    energies = np.repeat([20.0, 50.0], 16)
+    sample = simulation.simulate("hgcal-7x12x15", energies, rng.uniform(-10, 10, (32, 2)), seed=1)
+    generator, critic = model.build("hgcal-7x12x15", lateral_basis=True, layer_flow=True,
+                                    flow_hits=True, seed=0,
+                                    response=model.response_of(sample.cells, sample.energies))
+    result = model.train(generator, critic, sample.cells, sample.energies, sample.positions,
+                         iterations=2, batch_size=8, n_critic=1, device="cpu", progress=False,
+                         flow_steps=20)
+    assert all(np.isfinite(result.critic_loss + result.generator_loss))
+    # the flow's standardisation is the sample's log(1 + hits + 1/2) per layer
+    hits = (sample.cells > 0).sum(axis=(2, 3))[:, :5]
+    np.testing.assert_allclose(generator.flow.mean[1:10:2].numpy(), np.log1p(hits + 0.5).mean(0),
+                               atol=0.03)
+    showers = model.generate(generator, [50.0] * 20, seed=1)
+    layer_mev = showers.sum(axis=(2, 3))
+    count = (showers > 0).sum(axis=(2, 3))
+    assert np.all((count == 0) == (layer_mev == 0)) and np.all(count <= 180)
+    path = model.save(generator, tmp_path / "g.safetensors")
+    np.testing.assert_array_equal(model.generate(model.load(path), [50.0] * 20, seed=1), showers)
+
+
 def _bench(name: str):
     spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
@@ -135,7 +236,10 @@ def _bench(name: str):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--no-sparse-gate"], "--hit-counts and --gate-poisson need --sparse-gate"),
+    (["--hit-counts"], "--hit-counts and --gate-poisson need --sparse-gate"),
+    (["--no-layer-flow"], "--flow-hits needs --layer-flow and replaces the sparse gate"),
+    (["--sparse-gate", "--hit-counts"], "--flow-hits needs --layer-flow and replaces the sparse "
+                                        "gate"),
     (["--average-decay", "1"], r"--average-decay must be in \[0, 1\)"),
     (["--select-classifier", "--select-every", "0"], "--select-classifier is part of the selection"),
 ])

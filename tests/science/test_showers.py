@@ -774,6 +774,9 @@ def test_shower_maximum_comparison_and_verdicts_on_hand_made_showers():
     ({"hit_counts": True, "sparse_gate": False}, "hit_counts needs sparse_gate"),
     ({"gate_poisson": True, "sparse_gate": False}, "gate_poisson needs sparse_gate"),
     ({"average_decay": 1.0}, r"average_decay must be in \[0, 1\) \(0: no average\), not 1.0"),
+    ({"layer_flow": False}, "flow_hits needs layer_flow and replaces sparse_gate"),
+    ({"sparse_gate": True, "hit_counts": True}, "flow_hits needs layer_flow and replaces "
+                                                "sparse_gate"),
 ])
 def test_template_refuses_contradictory_options_before_simulating(parameters, message, tmp_path,
                                                                   monkeypatch):
@@ -797,8 +800,8 @@ def test_template_runs_with_tiny_parameters(tmp_path, monkeypatch):
         str(TEMPLATE), str(tmp_path / "out.ipynb"), cwd=str(tmp_path), kernel_name="python3",
         parameters={"train_energies": "20,40", "held_out_energy": 30.0, "showers_per_energy": 24,
                     "iterations": 3, "batch_size": 16, "classifier_epochs": 2,
-                    "speed_showers": 8, "select_every": 2, "sparse_gate": False,
-                    "lateral_basis": False, "hit_counts": False, "average_decay": 0.5,
+                    "speed_showers": 8, "select_every": 2, "layer_flow": False,
+                    "flow_hits": False, "lateral_basis": False, "average_decay": 0.5,
                     "select_classifier": True},
         progress_bar=False)
     result = json.loads((tmp_path / "metrics.json").read_text())
@@ -819,8 +822,8 @@ def test_template_runs_with_tiny_parameters(tmp_path, monkeypatch):
     assert [r["energy_gev"] for r in result["speedup"]] == [20.0, 50.0, 90.0]
     assert all(r["speedup_cpu"] > 0 for r in result["speedup"])
     assert result["data"]["showers"] == 72 and result["published"] == {}
-    # the plain generator (the job test in tests/jobs runs the default: gate, basis, hit
-    # counts), its own checkpoint
+    # the plain generator (the job test in tests/jobs runs the default: the flow with hit
+    # counts, the basis), its own checkpoint
     assert result["parameters"]["sparse_gate"] is False
     assert result["parameters"]["average_decay"] == 0.5  # the kept generator is an average
     assert len(list((tmp_path / "checkpoints").glob("calo-wgan-*-s0-avg0.5-clf.pt"))) == 1
