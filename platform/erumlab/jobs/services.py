@@ -308,11 +308,14 @@ def job_claim(*, job_id: str, token: str, worker: str) -> str:
             return Claim.DROP
         if job.attempts:
             _append_log(job, f"[erumlab] attempt {job.attempts + 1} on {worker}\n")
+        # Stamped now, not when the claim began: waiting for the locks above can take longer
+        # than another job of the owner takes to finish and free the slot this one gets.
+        started = timezone.now()
         job.state = Job.State.RUNNING
         job.attempts += 1
         job.worker = worker
-        job.heartbeat_at = now
-        job.started_at = job.started_at or now
+        job.heartbeat_at = started
+        job.started_at = job.started_at or started
         job.cells_done = 0
         job.save(update_fields=["state", "attempts", "worker", "heartbeat_at", "started_at",
                                 "cells_done"])

@@ -55,7 +55,7 @@ def _conditions(energies_gev: torch.Tensor) -> torch.Tensor:
 
 
 class LayerFlow(tnn.Module):
-    """p(log layer energies | primary energy), sampled from standard normal noise."""
+    """p(log layer energies [and hit counts] | primary energy), sampled from normal noise."""
 
     def __init__(self, layers: int, threshold_mev: float, couplings: int = 8,
                  hidden: int = 64, hits: bool = False, cells_per_layer: int = 0) -> None:
@@ -156,7 +156,8 @@ class LayerFlow(tnn.Module):
     def standardised(self, layer_mev: torch.Tensor, hits: torch.Tensor | None = None
                      ) -> torch.Tensor:
         """What a network reads of a shower's flow numbers: each standardised by the fit's
-        mean and spread (an unread layer: half the threshold; a hit count: without jitter)."""
+        mean and spread (an unread layer: half the threshold; a hit count: the middle of its
+        jitter)."""
         values = torch.log(layer_mev.clamp_min(0.5 * self.threshold_mev))
         if self.hits:
             if hits is None:
