@@ -18,7 +18,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     """The architecture flags (the template's defaults; --no-... to turn one off)."""
     parser.add_argument("--sparse-gate", action=argparse.BooleanOptionalAction, default=False,
                         help="the gated generator (cells fire or not in each shower; the "
-                             "default before --flow-hits: --no-flow-hits --sparse-gate "
+                             "default before --flow-hits: --no-flow-hits --no-share-noise "
+                             "--no-axis-shift --sparse-gate "
                              "--hit-counts)")
     parser.add_argument("--lateral-basis", action=argparse.BooleanOptionalAction, default=True,
                         help="lateral shapes around the impact point")
@@ -33,14 +34,23 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--flow-hits", action=argparse.BooleanOptionalAction, default=True,
                         help="with --layer-flow, without --sparse-gate: the flow also gives "
                              "each layer's hit cells, and exactly that many fire")
+    parser.add_argument("--share-noise", action=argparse.BooleanOptionalAction, default=True,
+                        help="with --flow-hits: each hit's share of the layer energy also "
+                             "fluctuates with its own draw (a learnt power per layer)")
+    parser.add_argument("--axis-shift", action=argparse.BooleanOptionalAction, default=True,
+                        help="with --flow-hits and --lateral-basis: the shower's axis is "
+                             "displaced from the impact point, the same way in every layer")
+    parser.add_argument("--lateral-moments", action=argparse.BooleanOptionalAction, default=True,
+                        help="the critic sees each layer's centre of energy and width")
     parser.add_argument("--average-decay", type=float, default=0.0,
                         help="keep a moving average of the generator's weights with this decay "
                              "(0: the trained weights)")
     parser.add_argument("--select-classifier", action=argparse.BooleanOptionalAction,
                         default=True,
-                        help="the selection also trains the high-level classifier at the "
-                             "training energies and keeps, of the states with mean and "
-                             "resolution well within the targets, the one it tells apart least")
+                        help="the selection also trains the fidelity test's two classifiers "
+                             "(cells, high-level features) at the training energies and keeps, "
+                             "of the states with mean and resolution well within the targets, "
+                             "the one they tell apart least (the larger AUC)")
 
 
 def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -50,7 +60,13 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
                      "(with --no-sparse-gate add --no-hit-counts)")
     if args.flow_hits and not (args.layer_flow and not args.sparse_gate):
         parser.error("--flow-hits needs --layer-flow and replaces the sparse gate "
-                     "(with --sparse-gate add --no-flow-hits)")
+                     "(with --sparse-gate add --no-flow-hits --no-share-noise --no-axis-shift)")
+    if args.axis_shift and not (args.flow_hits and args.lateral_basis):
+        parser.error("--axis-shift moves the lateral basis of --flow-hits "
+                     "(without either add --no-axis-shift)")
+    if args.share_noise and not args.flow_hits:
+        parser.error("--share-noise shares the energy among the hits --flow-hits places "
+                     "(with --no-flow-hits add --no-share-noise)")
     try:
         model.check_average_decay(args.average_decay)
     except ValueError as error:
@@ -61,7 +77,9 @@ def architecture(args: argparse.Namespace) -> dict[str, Any]:
     """``model.build``'s options, as the flags chose them."""
     return {"sparse_gate": args.sparse_gate, "lateral_basis": args.lateral_basis,
             "hit_counts": args.hit_counts, "gate_poisson": args.gate_poisson,
-            "layer_flow": args.layer_flow, "flow_hits": args.flow_hits}
+            "layer_flow": args.layer_flow, "flow_hits": args.flow_hits,
+            "share_noise": args.share_noise, "axis_shift": args.axis_shift,
+            "lateral_moments": args.lateral_moments}
 
 
 def training(args: argparse.Namespace) -> dict[str, Any]:

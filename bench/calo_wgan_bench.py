@@ -16,8 +16,10 @@ Prints, measured side by side in one run on this machine:
   The generation time hardly depends on the weights, so without a model an
   untrained generator of the template's default architecture (or the one the
   flags choose) is timed (and said so); with the flow's hit counts
-  (``--flow-hits``) the number of hits it draws sets the size of a partial
-  sort, so time a trained model there;
+  (``--flow-hits``) the number of hits it draws sets the cost of finding
+  the hits, so time a trained model there; and for such a generator how
+  much faster the compiled placement of the hits (``showers.placement``)
+  is than the same draw in PyTorch operations (what a GPU runs);
 - with a model (a file written by the template, ``--model``; a zoo model,
   ``--zoo``; or one trained here, ``--train-iterations``), the fidelity at
   the held-out energy against freshly simulated showers: classifier AUC
@@ -178,6 +180,19 @@ def main(argv: list[str] | None = None) -> None:
         large = min(large, speed.generation_ms(generator, 20.0, args.generated, batch_size=8192))
     print(f"  generation at 20 GeV in batches of {model.CPU_BATCH} vs 8192, same CPU, alternated: "
           f"{large / small:.2f}x faster")
+    if generator.flow_hits:  # the compiled placement against the PyTorch operations (a GPU's)
+        compiled = operations = float("inf")
+        try:
+            for _ in range(3):
+                model.COMPILED_PLACEMENT = True
+                compiled = min(compiled, speed.generation_ms(generator, 20.0, args.generated))
+                model.COMPILED_PLACEMENT = False
+                operations = min(operations, speed.generation_ms(generator, 20.0, args.generated))
+        finally:
+            model.COMPILED_PLACEMENT = True
+        print(f"  generation at 20 GeV with the hits placed by the compiled kernel vs PyTorch "
+              f"operations, same CPU, alternated: {operations / compiled:.2f}x faster "
+              f"({compiled * 1000:.1f} vs {operations * 1000:.1f} us per shower)")
     for energy in (20.0, 50.0, 90.0):
         print(f"  cascade transport steps per {energy:g} GeV shower: "
               f"{speed.mean_steps(generator.geometry_name, energy, 20):.3g}")

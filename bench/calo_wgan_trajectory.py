@@ -157,7 +157,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           + f"; it would keep iteration {found['kept_by_selection']}; "
           f"{found['iterations_per_second']:.2f} iterations/s")
     if args.json:
-        args.json.write_text(json.dumps(found, indent=1, default=float))
+        # numbers as floats (NumPy's too), paths (--save, --json) as text
+        args.json.write_text(json.dumps(
+            found, indent=1, default=lambda o: str(o) if isinstance(o, Path) else float(o)))
     return found
 
 

@@ -168,9 +168,17 @@ def test_the_flow_learns_hit_counts_with_the_layer_energies_and_keeps_them_consi
         LayerFlow(4, THRESHOLD_MEV, hits=True)
 
 
-def test_a_generator_with_flow_hits_fires_exactly_the_hits_it_is_given(tmp_path):
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("share_noise", [False, True])
+def test_a_generator_with_flow_hits_fires_exactly_the_hits_it_is_given(monkeypatch, share_noise,
+                                                                      compiled):
+    # generation on a CPU takes the compiled kernel; the PyTorch operations (a GPU's) alike
+    monkeypatch.setattr(model, "COMPILED_PLACEMENT", compiled)
     generator, _ = model.build("hgcal-7x12x15", response=2.6, lateral_basis=True,
-                               layer_flow=True, flow_hits=True, seed=0)
+                               layer_flow=True, flow_hits=True, share_noise=share_noise, seed=0)
+    if share_noise:
+        with torch.no_grad():
+            generator.share_power.fill_(0.03)
     assert generator.latent_dim == 10 + 14 and not generator.readout_renorm
     conditions = torch.tensor([[50.0, 0.0, 0.0], [50.0, 3.0, -2.0], [80.0, -5.0, 1.0]])
     given = torch.tensor([[10.0, 40.0, 50.0, 30.0, 10.0, 3.0, 0.0],
@@ -190,12 +198,15 @@ def test_a_generator_with_flow_hits_fires_exactly_the_hits_it_is_given(tmp_path)
         torch.testing.assert_close((mev > 0).sum(dim=2).float(), hits)
         torch.testing.assert_close(mev.sum(dim=2), given, rtol=1e-4, atol=1e-5)
         assert float(mev[mev > 0].min()) >= THRESHOLD_MEV  # every hit is read out
-    # generation's shortcut (the keys' exponentials, fused passes) draws the same showers
+    # generation's shortcuts (the kernel; the keys' exponentials, fused passes) draw the same
+    # showers
     torch.testing.assert_close(made[False], made[True].detach(), rtol=1e-5, atol=1e-7)
     # the critic's gradient reaches the placement (gate head) and the shapes (cell head)
-    cells.sum().backward()
+    (cells * torch.rand(cells.shape, generator=torch.Generator().manual_seed(0))).sum().backward()
     assert generator.gate_head.weight.grad.abs().sum() > 0
     assert generator.cell_head.weight.grad.abs().sum() > 0
+    if share_noise:
+        assert generator.share_power.grad.abs().min() > 0
     with pytest.raises(ValueError, match="needs layer_hits"):
         generator.normalised(torch.randn(3, 24), conditions, layer_mev=given)
     with pytest.raises(ValueError, match="it needs layer_flow and replaces sparse_gate"):
@@ -203,6 +214,89 @@ def test_a_generator_with_flow_hits_fires_exactly_the_hits_it_is_given(tmp_path)
     with pytest.raises(ValueError, match="it needs layer_flow and replaces sparse_gate"):
         model.build("hgcal-7x12x15", response=2.6, layer_flow=True, flow_hits=True,
                     sparse_gate=True)
+
+
+@pytest.mark.parametrize("lateral_basis", [True, False])
+def test_generation_on_a_cpu_compiled_draws_what_the_pytorch_operations_draw(monkeypatch,
+                                                                            lateral_basis):
+    """``forward`` (MeV, the scale folded into the hits) with the compiled placement against
+    the PyTorch operations a GPU runs, with the flow drawing energies and counts."""
+    generator, _ = model.build("hgcal-7x12x15", response=2.6, lateral_basis=lateral_basis,
+                               layer_flow=True, flow_hits=True, share_noise=True,
+                               axis_shift=lateral_basis, seed=3)
+    with torch.no_grad():
+        generator.share_power.uniform_(-0.05, 0.05)
+        generator.gate_head.weight.normal_(0.0, 0.2)  # a correction that changes the draws
+    rng = torch.Generator().manual_seed(1)
+    conditions = torch.column_stack([torch.full((64,), 40.0), torch.rand(64, 2, generator=rng)])
+    latent = torch.randn(64, generator.latent_dim, generator=rng)
+    uniform = torch.rand(64, 1260, generator=rng)
+    made = {}
+    for compiled in (True, False):
+        monkeypatch.setattr(model, "COMPILED_PLACEMENT", compiled)
+        with torch.no_grad():
+            made[compiled] = generator(latent, conditions, uniform)
+    assert made[True].shape == (64, 7, 12, 15) and bool((made[True] > 0).any())
+    torch.testing.assert_close(made[True], made[False], rtol=1e-4, atol=1e-6)
+
+
+def test_the_axis_shift_moves_the_layers_centres_together():
+    """Simulated showers' centres in layers 0-3 wander together (correlations 0.8-0.94); with
+    the axis shift the generated ones do, without it they scatter layer by layer."""
+    from erumlab.science.showers import metrics
+
+    n = 600
+    conditions = torch.tensor([[50.0, 0.0, 0.0]]).repeat(n, 1)
+    given = torch.tensor([[10.0, 40.0, 50.0, 30.0, 10.0, 3.0, 0.5]]).repeat(n, 1)
+    hits = torch.tensor([[3.0, 8.0, 12.0, 14.0, 12.0, 9.0, 2.0]]).repeat(n, 1)
+    correlation = {}
+    for axis_shift in (False, True):
+        generator, _ = model.build("hgcal-7x12x15", response=2.6, lateral_basis=True,
+                                   layer_flow=True, flow_hits=True, axis_shift=axis_shift,
+                                   seed=0)
+        assert generator.latent_dim == 24 + (2 if axis_shift else 0)
+        if axis_shift:
+            with torch.no_grad():
+                generator.axis_head.bias.fill_(3.0)  # ~3 mm in every layer
+        latent = torch.randn(n, generator.latent_dim, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            cells = generator.normalised(latent, conditions, layer_mev=given, layer_hits=hits)
+        cx, _, _, _ = metrics.layer_centres_and_widths(cells.reshape(n, 7, 12, 15).numpy(),
+                                                       "hgcal-7x12x15")
+        correlation[axis_shift] = np.corrcoef(cx[:, 1], cx[:, 2])[0, 1]
+        if axis_shift:  # centred: the axis does not drift off the impact point
+            assert abs(cx[:, 2].mean()) < 0.5
+    assert correlation[True] > 0.6 and correlation[False] < 0.3
+    with pytest.raises(ValueError, match="axis_shift .* needs lateral_basis and flow_hits"):
+        model.build("hgcal-7x12x15", response=2.6, layer_flow=True, flow_hits=True,
+                    axis_shift=True)
+
+
+def test_share_noise_makes_the_cells_of_one_shower_fluctuate_cell_by_cell():
+    """The same shower (latent vector, energies, hit counts) drawn 400 times: with the share
+    noise its core cells' energies spread more; without, only where the marginal hits fall
+    moves energy about."""
+    conditions = torch.tensor([[50.0, 0.0, 0.0]]).repeat(400, 1)
+    given = torch.tensor([[10.0, 40.0, 50.0, 30.0, 10.0, 3.0, 0.5]]).repeat(400, 1)
+    hits = torch.tensor([[3.0, 8.0, 12.0, 14.0, 12.0, 9.0, 2.0]]).repeat(400, 1)
+    latent = torch.randn(1, 24).repeat(400, 1)
+    spread = {}
+    for share_noise in (False, True):
+        generator, _ = model.build("hgcal-7x12x15", response=2.6, lateral_basis=True,
+                                   layer_flow=True, flow_hits=True, share_noise=share_noise,
+                                   seed=0)
+        if share_noise:
+            with torch.no_grad():
+                generator.share_power.fill_(0.02)
+        with torch.no_grad():
+            cells = generator.normalised(latent, conditions, torch.rand(400, 1260),
+                                         layer_mev=given, layer_hits=hits).reshape(400, 7, -1)
+        core = cells[:, 2].mean(dim=0).argmax()  # the third layer's central cell
+        torch.testing.assert_close(cells.sum(dim=2), cells.sum(dim=2)[:1].expand(400, -1))
+        spread[share_noise] = float(cells[:, 2, core].std() / cells[:, 2, core].mean())
+    assert spread[True] > 2.0 * spread[False]
+    with pytest.raises(ValueError, match="share_noise .* needs flow_hits"):
+        model.build("hgcal-7x12x15", response=2.6, share_noise=True)
 
 
 def test_training_with_flow_hits_fits_the_counts_and_the_zoo_file_keeps_them(tmp_path):
@@ -241,6 +335,8 @@ def _bench(name: str):
     (["--sparse-gate", "--hit-counts"], "--flow-hits needs --layer-flow and replaces the sparse "
                                         "gate"),
     (["--average-decay", "1"], r"--average-decay must be in \[0, 1\)"),
+    (["--no-flow-hits", "--no-axis-shift"], "--share-noise shares the energy among the hits"),
+    (["--no-lateral-basis"], "--axis-shift moves the lateral basis"),
     (["--select-classifier", "--select-every", "0"], "--select-classifier is part of the selection"),
 ])
 def test_the_speed_bench_refuses_what_its_flags_cannot_do(argv, message, capsys):

@@ -281,7 +281,7 @@ def test_the_trajectory_bench_follows_the_held_out_figures_along_the_training(tm
                         "--showers-per-energy", "24", "--iterations", "5", "--every", "2",
                         "--select-every", "2", "--batch-size", "8", "--n-critic", "1",
                         "--classifier-epochs", "2",
-                        "--json", str(tmp_path / "t.json")])
+                        "--json", str(tmp_path / "t.json"), "--save", str(tmp_path / "g.st")])
     assert [row["iteration"] for row in found["rows"]] == [2, 4, 5]  # and at the end
     assert [i for i, _ in found["moment_scores"]] == [2, 4, 5]
     for row in found["rows"]:
@@ -290,6 +290,7 @@ def test_the_trajectory_bench_follows_the_held_out_figures_along_the_training(tm
         assert row["moment_score"] == dict(found["moment_scores"])[row["iteration"]]
     assert found["kept_by_selection"] in (2, 4, 5)
     assert json.loads((tmp_path / "t.json").read_text())["rows"][0]["iteration"] == 2
+    assert model.load(tmp_path / "g.st").latent_dim == 10 + 14 + 2  # the kept generator
     with pytest.raises(SystemExit):  # --every not a multiple of the selection's checks
         bench.parse(["--every", "700"])
 
@@ -600,6 +601,30 @@ def test_the_critic_counts_hits_and_the_count_reaches_the_gate(tiny_sample):
     assert all(np.isfinite(result.generator_loss)) and all(np.isfinite(result.critic_loss))
 
 
+def test_the_critic_sees_the_layers_centres_and_widths_as_the_classifier_test_does(tiny_sample):
+    _, critic = model.build("hgcal-7x12x15", response=2.6, lateral_moments=True, seed=0)
+    cells = tiny_sample.cells[:16].astype(np.float64)
+    cells[0, 3] = 0.0  # an empty layer: centre and width 0
+    features = critic.raw_features(torch.tensor(cells.reshape(16, -1), dtype=torch.float32))
+    assert features.shape == (16, 7 * 12 * 15 + 7 + 1 + 4 * 7)
+    cx, cy, wx, wy = metrics.layer_centres_and_widths(cells, "hgcal-7x12x15")
+    read = np.where(cells.sum(axis=(2, 3)) > 0, 1.0, 0.0)
+    expected = np.column_stack([cx, cy, np.sqrt(wx ** 2 + 1.0) * read,
+                                np.sqrt(wy ** 2 + 1.0) * read])
+    np.testing.assert_allclose(features[:, -28:].numpy(), expected, rtol=1e-4, atol=1e-3)
+    # the generator's showers reach the critic's moments with a gradient
+    generator, critic = model.build("hgcal-7x12x15", response=2.6, lateral_basis=True,
+                                    lateral_moments=True, seed=0)
+    cond = torch.tensor([[50.0, 3.0, -2.0]]).repeat(8, 1)
+    made = generator.normalised(torch.randn(8, generator.latent_dim), cond)
+    critic.raw_features(made)[:, -14:].sum().backward()  # the widths
+    assert float(generator.mix_head.weight.grad.abs().sum()) > 0
+    result = model.train(generator, critic, tiny_sample.cells, tiny_sample.energies,
+                         tiny_sample.positions, iterations=2, batch_size=8, n_critic=1,
+                         device="cpu", progress=False, log_every=1)
+    assert all(np.isfinite(result.generator_loss)) and all(np.isfinite(result.critic_loss))
+
+
 def test_the_poisson_gate_makes_halo_cells_single_mip_deposits():
     n = 4000
     for renorm in (True, False):
@@ -777,6 +802,9 @@ def test_shower_maximum_comparison_and_verdicts_on_hand_made_showers():
     ({"layer_flow": False}, "flow_hits needs layer_flow and replaces sparse_gate"),
     ({"sparse_gate": True, "hit_counts": True}, "flow_hits needs layer_flow and replaces "
                                                 "sparse_gate"),
+    ({"flow_hits": False, "share_noise": True}, "share_noise .* it needs flow_hits"),
+    ({"lateral_basis": False, "axis_shift": True}, "axis_shift .* it needs flow_hits and "
+                                                   "lateral_basis"),
 ])
 def test_template_refuses_contradictory_options_before_simulating(parameters, message, tmp_path,
                                                                   monkeypatch):
