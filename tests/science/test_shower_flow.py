@@ -231,6 +231,10 @@ def test_generation_on_a_cpu_compiled_draws_what_the_pytorch_operations_draw(mon
     conditions = torch.column_stack([torch.full((64,), 40.0), torch.rand(64, 2, generator=rng)])
     latent = torch.randn(64, generator.latent_dim, generator=rng)
     uniform = torch.rand(64, 1260, generator=rng)
+    uniform[0, :200], uniform[1, :200] = 0.0, 1.0  # the clamps' edges: float32 draws reach 0
+    with torch.no_grad():  # and corrections beyond the clamp of +-15
+        generator.gate_head.bias[:90] = 40.0
+        generator.gate_head.bias[90:180] = -40.0
     made = {}
     for compiled in (True, False):
         monkeypatch.setattr(model, "COMPILED_PLACEMENT", compiled)

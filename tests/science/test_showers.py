@@ -805,6 +805,7 @@ def test_shower_maximum_comparison_and_verdicts_on_hand_made_showers():
     ({"flow_hits": False, "share_noise": True}, "share_noise .* it needs flow_hits"),
     ({"lateral_basis": False, "axis_shift": True}, "axis_shift .* it needs flow_hits and "
                                                    "lateral_basis"),
+    ({"cell_rank": -1}, "cell_rank must be 0 .* or positive, not -1"),
 ])
 def test_template_refuses_contradictory_options_before_simulating(parameters, message, tmp_path,
                                                                   monkeypatch):

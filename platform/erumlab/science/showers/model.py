@@ -606,9 +606,11 @@ class ShowerGenerator(tnn.Module):
         if self.lateral_basis:
             shape = shape * self.lateral_profiles(h, positions_mm, axis_noise)
         correction = self.gate_head(self.gate_basis(h)).reshape(logits.shape)
-        gain = (correction - correction.mean(dim=2, keepdim=True)).clamp_(-15.0, 15.0).exp_()
+        # exp of the centred correction, and the logarithms of the uniforms (the kernel's draws
+        # are -log u): the kernel clamps both as the PyTorch path does, in the same pass
+        gain = (correction - correction.mean(dim=2, keepdim=True)).exp_()
         u = torch.rand_like(logits) if uniform is None else uniform.reshape(logits.shape)
-        log_u = u.clamp(1e-7, 1.0 - 1e-7).log_()  # the kernel's draws are -log u
+        log_u = torch.log(u)
         count = hits.long().clamp(0, per_layer)
         floor = threshold[:, 0] * (1.0 + 1e-4)
         rest = (energy - count * floor[:, None]).clamp_min(0.0)
@@ -853,7 +855,7 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
     With ``select_classifier`` the selection also trains the two classifiers
     of the fidelity test (cells, high-level features) on the same showers
     against generated ones and takes the larger AUC, the test's figure
-    (``selection_auc``, SECONDS each on a CPU), and keeps, of the states
+    (``selection_auc``, ~50 s each on two CPU cores), and keeps, of the states
     whose moment score is at most ``SELECT_MOMENT_BOUND``, the one it tells
     apart least (none within the bound: the lowest moment score, as without it).
 

@@ -25,6 +25,11 @@ import numba
 import numpy as np
 
 SMALLEST_SHAPE = 1e-30  # as the PyTorch path's clamp: a cell of shape 0 still has a key
+# The PyTorch path's clamps, applied here instead of in passes of their own: the gate head's
+# centred correction within +-15 (so exp of it within these), uniforms within [1e-7, 1 - 1e-7]
+# (so their logarithms within these; a uniform of 0, a float32 draw's 2^-24 chance, stays finite)
+GAIN_BOUNDS = (math.exp(-15.0), math.exp(15.0))
+LOG_U_BOUNDS = (math.log(1e-7), math.log1p(-1e-7))
 
 
 @numba.njit(cache=False, inline="always")
@@ -77,9 +82,9 @@ def place_hits(shape: np.ndarray, gain: np.ndarray, log_u: np.ndarray, counts: n
     """Fill ``out`` (showers, layers, cells) with the placed hits' energies.
 
     ``shape`` (each layer's up to a factor), ``gain`` (exp of the gate head's
-    centred, clamped correction), ``log_u`` (log of uniform draws, so that
-    X = -log_u is a standard exponential one): all (showers, layers, cells),
-    the keys being shape * gain / X; ``counts``
+    centred correction; clamped here), ``log_u`` (log of uniform draws, so
+    that X = -log_u is a standard exponential one; clamped here): all
+    (showers, layers, cells), the keys being shape * gain / X; ``counts``
     (showers, layers) the hits to fire; ``floor`` (showers,) what each hit
     carries at least; ``rest`` (showers, layers) what is shared among the
     hits; ``power`` (layers,) the exponent of the draw in the shares (0: none);
@@ -98,15 +103,17 @@ def place_hits(shape: np.ndarray, gain: np.ndarray, log_u: np.ndarray, counts: n
                 out[i, layer, :] = 0.0
                 continue
             for c in range(cells):
-                keys[c] = (max(shape[i, layer, c], SMALLEST_SHAPE) * gain[i, layer, c]
-                           / -log_u[i, layer, c])
+                draw = -min(max(log_u[i, layer, c], LOG_U_BOUNDS[0]), LOG_U_BOUNDS[1])
+                keys[c] = (max(shape[i, layer, c], SMALLEST_SHAPE)
+                           * min(max(gain[i, layer, c], GAIN_BOUNDS[0]), GAIN_BOUNDS[1]) / draw)
             cut = -math.inf if n >= cells else _cut(keys, n, work, order)
             total = 0.0
             for c in range(cells):
                 if keys[c] > cut:
                     weight = shape[i, layer, c]
                     if power[layer] != 0.0:
-                        weight *= (-log_u[i, layer, c]) ** power[layer]
+                        draw = -min(max(log_u[i, layer, c], LOG_U_BOUNDS[0]), LOG_U_BOUNDS[1])
+                        weight *= draw ** power[layer]
                     work[c] = weight
                     total += weight
                 else:
