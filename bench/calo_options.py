@@ -40,6 +40,9 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--axis-shift", action=argparse.BooleanOptionalAction, default=True,
                         help="with --flow-hits and --lateral-basis: the shower's axis is "
                              "displaced from the impact point, the same way in every layer")
+    parser.add_argument("--cell-rank", type=int, default=128,
+                        help="the cell head reads the trunk through this many numbers "
+                             "(0: all 512, the default until 2026-12-07)")
     parser.add_argument("--lateral-moments", action=argparse.BooleanOptionalAction, default=True,
                         help="the critic sees each layer's centre of energy and width")
     parser.add_argument("--average-decay", type=float, default=0.0,
@@ -61,6 +64,8 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.flow_hits and not (args.layer_flow and not args.sparse_gate):
         parser.error("--flow-hits needs --layer-flow and replaces the sparse gate "
                      "(with --sparse-gate add --no-flow-hits --no-share-noise --no-axis-shift)")
+    if args.cell_rank < 0:
+        parser.error(f"--cell-rank must be 0 (the full head) or positive, not {args.cell_rank}")
     if args.axis_shift and not (args.flow_hits and args.lateral_basis):
         parser.error("--axis-shift moves the lateral basis of --flow-hits "
                      "(without either add --no-axis-shift)")
@@ -79,6 +84,7 @@ def architecture(args: argparse.Namespace) -> dict[str, Any]:
             "hit_counts": args.hit_counts, "gate_poisson": args.gate_poisson,
             "layer_flow": args.layer_flow, "flow_hits": args.flow_hits,
             "share_noise": args.share_noise, "axis_shift": args.axis_shift,
+            "cell_rank": args.cell_rank,
             "lateral_moments": args.lateral_moments}
 
 

@@ -341,6 +341,7 @@ def _bench(name: str):
     (["--average-decay", "1"], r"--average-decay must be in \[0, 1\)"),
     (["--no-flow-hits", "--no-axis-shift"], "--share-noise shares the energy among the hits"),
     (["--no-lateral-basis"], "--axis-shift moves the lateral basis"),
+    (["--cell-rank", "-2"], "--cell-rank must be 0 .* or positive, not -2"),
     (["--select-classifier", "--select-every", "0"], "--select-classifier is part of the selection"),
 ])
 def test_the_speed_bench_refuses_what_its_flags_cannot_do(argv, message, capsys):
