@@ -88,9 +88,12 @@ def test_the_shower_gan_job_publishes_its_generator_with_lineage_to_its_showers(
     version = ModelVersion.objects.get(model__name="calo-wgan")
     assert version.produced_by == job and version.model.owner == user
     assert version.card.strip() and version.metrics.exists()
-    # the template's default generator: the flow's layer energies and hit counts, the basis
+    # the template's default generator: the flow's layer energies and hit counts, the basis,
+    # the hits' fluctuating shares, the wandering axis, the low-rank cell head
     assert version.config["flow_hits"] and version.config["layer_flow"]
     assert version.config["lateral_basis"] and not version.config["sparse_gate"]
+    assert version.config["share_noise"] and version.config["axis_shift"]
+    assert version.config["cell_rank"] == 128
     showers = Dataset.objects.get(slug="calo-wgan-showers")
     assert showers.versions.filter(produced_by=job).exists()
     assert {"metrics.json", "speedup.png"} <= {a.name for a in job.artifacts.all()}

@@ -830,7 +830,8 @@ def test_template_runs_with_tiny_parameters(tmp_path, monkeypatch):
         parameters={"train_energies": "20,40", "held_out_energy": 30.0, "showers_per_energy": 24,
                     "iterations": 3, "batch_size": 16, "classifier_epochs": 2,
                     "speed_showers": 8, "select_every": 2, "layer_flow": False,
-                    "flow_hits": False, "lateral_basis": False, "average_decay": 0.5,
+                    "flow_hits": False, "share_noise": False, "axis_shift": False,
+                    "lateral_basis": False, "average_decay": 0.5,
                     "select_classifier": True},
         progress_bar=False)
     result = json.loads((tmp_path / "metrics.json").read_text())
@@ -855,10 +856,11 @@ def test_template_runs_with_tiny_parameters(tmp_path, monkeypatch):
     # counts, the basis), its own checkpoint
     assert result["parameters"]["sparse_gate"] is False
     assert result["parameters"]["average_decay"] == 0.5  # the kept generator is an average
-    assert len(list((tmp_path / "checkpoints").glob("calo-wgan-*-s0-avg0.5-clf.pt"))) == 1
+    assert len(list((tmp_path / "checkpoints").glob(
+        "calo-wgan-*-s0-moments-rank128-avg0.5-clf.pt"))) == 1
     assert "average" in torch.load(next((tmp_path / "checkpoints").glob("*.pt")), weights_only=True)
     plain = model.load(tmp_path / "calo-wgan.safetensors")
-    assert not plain.sparse_gate and not plain.lateral_basis
+    assert not plain.sparse_gate and not plain.lateral_basis and plain.cell_rank == 128
     # scored at iterations 2 and 3 (the end); the kept one is recorded
     assert [i for i, _ in result["training"]["selection"]] == [2, 3]
     assert result["training"]["selected_iteration"] in (2, 3)
