@@ -363,6 +363,7 @@ def test_the_speed_bench_trains_with_its_flags_and_tests_the_fidelity(tmp_path, 
     torch.set_num_threads(threads)
     out = capsys.readouterr().out
     assert "trained here: 3 iterations, kept iteration" in out
+    assert "with the hits placed by the compiled kernel vs PyTorch operations" in out
     assert "classifier AUC at the training energies by iteration: 2: " in out
     assert "averaged weights (decay 0.5)" in out
     assert "fidelity at 30 GeV (held out of training)" in out and "classifier AUC" in out

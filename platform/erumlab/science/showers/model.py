@@ -617,11 +617,12 @@ class ShowerGenerator(tnn.Module):
         if output_scale is not None:
             floor, rest = floor * output_scale[:, 0], rest * output_scale
         out = torch.empty(logits.shape, dtype=torch.float32)
-        arrays = [t.float().contiguous().numpy()
-                  for t in (shape, gain, log_u, count, floor, rest,
-                            self._share_power(layers, logits.device))]
-        arrays[3] = count.contiguous().numpy()
-        place_hits(*arrays, self._middle_out(), out.numpy())
+        def array(t: torch.Tensor) -> np.ndarray:
+            return t.float().contiguous().numpy()
+
+        place_hits(array(shape), array(gain), array(log_u), count.contiguous().numpy(),
+                   array(floor), array(rest), array(self._share_power(layers, logits.device)),
+                   self._middle_out(), out.numpy())
         return out.reshape(n, -1)
 
     def _middle_out(self) -> np.ndarray:
@@ -685,8 +686,9 @@ class ShowerCritic(tnn.Module):
                  + (4 * geo.layers if self.lateral_moments else 0))
         self.register_buffer("scale", torch.ones(width))
         xc, yc = geo.cell_centres_mm()
-        self.register_buffer("cell_x", torch.tensor(xc, dtype=torch.float32))
-        self.register_buffer("cell_y", torch.tensor(yc, dtype=torch.float32))
+        # not saved: a checkpoint's critic stays loadable whatever this version adds here
+        self.register_buffer("cell_x", torch.tensor(xc, dtype=torch.float32), persistent=False)
+        self.register_buffer("cell_y", torch.tensor(yc, dtype=torch.float32), persistent=False)
         self.net = _mlp([width + 4, *(hidden or [256, 256]), 1])
 
     def moments(self, by_layer: torch.Tensor, layer_sums: torch.Tensor) -> list[torch.Tensor]:
