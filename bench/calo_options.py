@@ -16,44 +16,42 @@ from erumlab.science.showers import model
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
     """The architecture flags (the template's defaults; --no-... to turn one off)."""
-    parser.add_argument("--sparse-gate", action=argparse.BooleanOptionalAction, default=False,
-                        help="the gated generator (cells fire or not in each shower; the "
-                             "default before --flow-hits: --no-flow-hits --no-share-noise "
-                             "--no-axis-shift --sparse-gate "
-                             "--hit-counts)")
-    parser.add_argument("--lateral-basis", action=argparse.BooleanOptionalAction, default=True,
-                        help="lateral shapes around the impact point")
-    parser.add_argument("--hit-counts", action=argparse.BooleanOptionalAction, default=False,
-                        help="with --sparse-gate: the critic sees the hit cells per layer")
+    def switch(flag: str, default: bool, text: str) -> None:
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
+                            help=text)
+
+    switch("--sparse-gate", False,
+           "the gated generator (cells fire or not in each shower; the default before "
+           "--flow-hits: --no-flow-hits --no-share-noise --no-axis-shift --sparse-gate "
+           "--hit-counts)")
+    switch("--lateral-basis", True, "lateral shapes around the impact point")
+    switch("--hit-counts", False, "with --sparse-gate: the critic sees the hit cells per layer")
     parser.add_argument("--gate-poisson", action="store_true",
                         help="with --sparse-gate: cells fire with the chance of at least one "
                              "deposit; layer energies renormalised after the readout")
-    parser.add_argument("--layer-flow", action=argparse.BooleanOptionalAction, default=True,
-                        help="the layer energies from a normalising flow (fit by maximum "
-                             "likelihood first); the GAN learns the shapes given them")
-    parser.add_argument("--flow-hits", action=argparse.BooleanOptionalAction, default=True,
-                        help="with --layer-flow, without --sparse-gate: the flow also gives "
-                             "each layer's hit cells, and exactly that many fire")
-    parser.add_argument("--share-noise", action=argparse.BooleanOptionalAction, default=True,
-                        help="with --flow-hits: each hit's share of the layer energy also "
-                             "fluctuates with its own draw (a learnt power per layer)")
-    parser.add_argument("--axis-shift", action=argparse.BooleanOptionalAction, default=True,
-                        help="with --flow-hits and --lateral-basis: the shower's axis is "
-                             "displaced from the impact point, the same way in every layer")
+    switch("--layer-flow", True,
+           "the layer energies from a normalising flow (fit by maximum likelihood first); the "
+           "GAN learns the shapes given them")
+    switch("--flow-hits", True,
+           "with --layer-flow, without --sparse-gate: the flow also gives each layer's hit "
+           "cells, and exactly that many fire")
+    switch("--share-noise", True,
+           "with --flow-hits: each hit's share of the layer energy also fluctuates with its own "
+           "draw (a learnt power per layer)")
+    switch("--axis-shift", True,
+           "with --flow-hits and --lateral-basis: the shower's axis is displaced from the "
+           "impact point, the same way in every layer")
     parser.add_argument("--cell-rank", type=int, default=128,
                         help="the cell head reads the trunk through this many numbers "
                              "(0: all 512, the default until 2026-12-07)")
-    parser.add_argument("--lateral-moments", action=argparse.BooleanOptionalAction, default=True,
-                        help="the critic sees each layer's centre of energy and width")
+    switch("--lateral-moments", True, "the critic sees each layer's centre of energy and width")
     parser.add_argument("--average-decay", type=float, default=0.0,
                         help="keep a moving average of the generator's weights with this decay "
                              "(0: the trained weights)")
-    parser.add_argument("--select-classifier", action=argparse.BooleanOptionalAction,
-                        default=True,
-                        help="the selection also trains the fidelity test's two classifiers "
-                             "(cells, high-level features) at the training energies and keeps, "
-                             "of the states with mean and resolution well within the targets, "
-                             "the one they tell apart least (the larger AUC)")
+    switch("--select-classifier", True,
+           "the selection also trains the fidelity test's two classifiers (cells, high-level "
+           "features) at the training energies and keeps, of the states with mean and "
+           "resolution well within the targets, the one they tell apart least (the larger AUC)")
 
 
 def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -1,6 +1,6 @@
 """Calorimeter showers: the held-out fidelity along one training run of the WGAN.
 
-    PYTHONPATH=platform .venv/bin/python bench/calo_wgan_trajectory.py [--iterations 6000]
+    PYTHONPATH=platform .venv/bin/python bench/calo_wgan_trajectory.py [--iterations 3000]
         [--every 1000] [--select-every 500] [--n-critic 9] [--learning-rate 1e-4] [--batch-size 128]
         [--average-decay 0] [--select-classifier] [--showers-per-energy 2000] [--seed 0]
         [--threads 2] [--no-sparse-gate] [--no-lateral-basis] [--no-hit-counts] [--gate-poisson]
@@ -116,7 +116,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--showers-per-energy", type=int, default=2000,
                         help="as the template's (its cache is shared)")
     parser.add_argument("--position-spread-mm", type=float, default=10.0)
-    parser.add_argument("--iterations", type=int, default=6000)
+    parser.add_argument("--iterations", type=int, default=3000, help="as the template's")
     parser.add_argument("--every", type=int, default=1000,
                         help="held-out check every this many iterations (a multiple of "
                              "--select-every), and at the end")
