@@ -25,7 +25,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
            "--flow-hits: --no-flow-hits --no-share-noise --no-axis-shift --sparse-gate "
            "--hit-counts)")
     switch("--lateral-basis", True, "lateral shapes around the impact point")
-    switch("--hit-counts", False, "with --sparse-gate: the critic sees the hit cells per layer")
+    switch("--hit-counts", True, "with --sparse-gate or --flow-hits: the critic sees the hit "
+           "cells per layer")
     parser.add_argument("--gate-poisson", action="store_true",
                         help="with --sparse-gate: cells fire with the chance of at least one "
                              "deposit; layer energies renormalised after the readout")
@@ -41,6 +42,15 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     switch("--axis-shift", True,
            "with --flow-hits and --lateral-basis: the shower's axis is displaced from the "
            "impact point, the same way in every layer")
+    parser.add_argument("--axis-gain", type=float, default=None,
+                        help="with --axis-shift: the axis spread per layer also scales as "
+                             "exp(gain * a learnt parameter) (default: the model's "
+                             "AXIS_SPREAD_GAIN; 0: the head's spread alone, as before "
+                             "2026-12-07)")
+    parser.add_argument("--hit-floor-mev", type=float, default=None,
+                        help="with --flow-hits: the least a hit carries [MeV] (default: the "
+                             "model's hit_floor, a MIP's smallest deposit; 0: the readout "
+                             "threshold, as before 2026-12-07)")
     parser.add_argument("--cell-rank", type=int, default=128,
                         help="the cell head reads the trunk through this many numbers "
                              "(0: all 512, the default until 2026-12-07)")
@@ -56,9 +66,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
 
 def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse (``parser.error``) what ``add_flags``' flags cannot do together."""
-    if (args.hit_counts or args.gate_poisson) and not args.sparse_gate:
-        parser.error("--hit-counts and --gate-poisson need --sparse-gate "
-                     "(with --no-sparse-gate add --no-hit-counts)")
+    if args.gate_poisson and not args.sparse_gate:
+        parser.error("--gate-poisson needs --sparse-gate")
     if args.flow_hits and not (args.layer_flow and not args.sparse_gate):
         parser.error("--flow-hits needs --layer-flow and replaces the sparse gate "
                      "(with --sparse-gate add --no-flow-hits --no-share-noise --no-axis-shift)")
@@ -67,9 +76,20 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.axis_shift and not (args.flow_hits and args.lateral_basis):
         parser.error("--axis-shift moves the lateral basis of --flow-hits "
                      "(without either add --no-axis-shift)")
+    if args.axis_gain is not None and (args.axis_gain < 0 or (args.axis_gain
+                                                                and not args.axis_shift)):
+        parser.error("--axis-gain scales the spread of --axis-shift: it needs --axis-shift "
+                     "and must not be negative")
     if args.share_noise and not args.flow_hits:
         parser.error("--share-noise shares the energy among the hits --flow-hits places "
                      "(with --no-flow-hits add --no-share-noise)")
+    if args.hit_counts and not (args.sparse_gate or args.flow_hits):
+        parser.error("--hit-counts needs --sparse-gate or --flow-hits "
+                     "(without either add --no-hit-counts)")
+    if args.hit_floor_mev is not None and (args.hit_floor_mev < 0 or (args.hit_floor_mev
+                                                                      and not args.flow_hits)):
+        parser.error("--hit-floor-mev is the least a hit --flow-hits places carries: it needs "
+                     "--flow-hits and must not be negative")
     try:
         model.check_average_decay(args.average_decay)
     except ValueError as error:
@@ -82,6 +102,7 @@ def architecture(args: argparse.Namespace) -> dict[str, Any]:
             "hit_counts": args.hit_counts, "gate_poisson": args.gate_poisson,
             "layer_flow": args.layer_flow, "flow_hits": args.flow_hits,
             "share_noise": args.share_noise, "axis_shift": args.axis_shift,
+            "axis_gain": args.axis_gain, "hit_floor_mev": args.hit_floor_mev,
             "cell_rank": args.cell_rank,
             "lateral_moments": args.lateral_moments}
 

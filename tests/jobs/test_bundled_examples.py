@@ -89,10 +89,12 @@ def test_the_shower_gan_job_publishes_its_generator_with_lineage_to_its_showers(
     assert version.produced_by == job and version.model.owner == user
     assert version.card.strip() and version.metrics.exists()
     # the template's default generator: the flow's layer energies and hit counts, the basis,
-    # the hits' fluctuating shares, the wandering axis, the low-rank cell head
+    # the hits' fluctuating shares and MIP's floor, the wandering axis with its learnt spread,
+    # the low-rank cell head
     assert version.config["flow_hits"] and version.config["layer_flow"]
     assert version.config["lateral_basis"] and not version.config["sparse_gate"]
     assert version.config["share_noise"] and version.config["axis_shift"]
+    assert version.config["axis_gain"] > 0 and version.config["hit_floor_mev"] > 0.042
     assert version.config["cell_rank"] == 128
     showers = Dataset.objects.get(slug="calo-wgan-showers")
     assert showers.versions.filter(produced_by=job).exists()

@@ -12,6 +12,7 @@ import torch
 
 from erumlab.science.showers import model, simulation
 from erumlab.science.showers.flow import LayerFlow
+from erumlab.science.showers.geometry import get
 
 THRESHOLD_MEV = 0.042
 BENCH = Path(__file__).resolve().parents[2] / "bench"
@@ -276,6 +277,159 @@ def test_the_axis_shift_moves_the_layers_centres_together():
                     axis_shift=True)
 
 
+def test_the_axis_gain_scales_the_spread_per_layer_and_is_learnt():
+    """The spread of the axis shift per layer times exp(gain * parameter): a parameter of
+    log(3) / gain triples the centres' wander; a loss reaches the parameter; without the gain
+    (as generators saved before it) there is no parameter, and the gain needs the shift."""
+    from erumlab.science.showers import metrics
+
+    n = 400
+    conditions = torch.tensor([[50.0, 0.0, 0.0]]).repeat(n, 1)
+    given = torch.tensor([[10.0, 40.0, 50.0, 30.0, 10.0, 3.0, 0.5]]).repeat(n, 1)
+    hits = torch.tensor([[3.0, 8.0, 12.0, 14.0, 12.0, 9.0, 2.0]]).repeat(n, 1)
+    generator, _ = model.build("hgcal-7x12x15", response=2.6, lateral_basis=True,
+                               layer_flow=True, flow_hits=True, axis_shift=True, seed=0)
+    assert generator.axis_gain == model.AXIS_SPREAD_GAIN
+    latent = torch.randn(n, generator.latent_dim, generator=torch.Generator().manual_seed(2))
+    uniform = torch.rand(n, 1260, generator=torch.Generator().manual_seed(3))
+    wander = []
+    for scale in (0.0, float(np.log(3.0)) / model.AXIS_SPREAD_GAIN):
+        with torch.no_grad():
+            generator.axis_scale.fill_(scale)
+            cells = generator.normalised(latent, conditions, uniform, layer_mev=given,
+                                         layer_hits=hits)
+        cx, _, _, _ = metrics.layer_centres_and_widths(cells.reshape(n, 7, 12, 15).numpy(),
+                                                       "hgcal-7x12x15")
+        wander.append(cx[:, 3].std())
+    assert 2.0 < wander[1] / wander[0] < 4.0
+    xc = torch.tensor(np.tile(get("hgcal-7x12x15").cell_centres_mm()[0], 12),
+                      dtype=torch.float32)
+    cells = generator.normalised(latent[:64], conditions[:64], uniform[:64],
+                                 layer_mev=given[:64], layer_hits=hits[:64]).reshape(64, 7, -1)
+    # the centres' spread in x: its gradient reaches the parameter of every layer
+    (cells * xc).sum(dim=2).div(cells.sum(dim=2)).pow(2).mean().backward()
+    assert generator.axis_scale.grad is not None
+    assert bool((generator.axis_scale.grad[:6].abs() > 0).all())
+    before, _ = model.build("hgcal-7x12x15", response=2.6, lateral_basis=True, layer_flow=True,
+                            flow_hits=True, axis_shift=True, axis_gain=0.0, seed=0)
+    assert not hasattr(before, "axis_scale")
+    assert "axis_scale" not in before.state_dict()
+    with pytest.raises(ValueError, match="axis_gain scales the spread of axis_shift"):
+        model.build("hgcal-7x12x15", response=2.6, lateral_basis=True, layer_flow=True,
+                    flow_hits=True, axis_gain=5.0)
+
+
+def test_fitting_the_axis_spread_makes_the_centres_wander_as_simulated():
+    """Before the adversarial training the spreads are set so that the centres of energy wander
+    from the impact point as far as in simulated showers; checked on fresh draws with the
+    classifier test's own centres."""
+    from erumlab.science.showers import metrics
+
+    rng = np.random.default_rng(4)
+    sample = simulation.simulate("hgcal-7x12x15", [50.0] * 240, rng.uniform(-10, 10, (240, 2)),
+                                 seed=4)
+    generator, _ = model.build("hgcal-7x12x15", response=model.response_of(sample.cells,
+                                                                           sample.energies),
+                               lateral_basis=True, layer_flow=True, flow_hits=True,
+                               share_noise=True, axis_shift=True, seed=0)
+    real, conditions = model.training_tensors(sample.cells, sample.energies, sample.positions,
+                                              generator.response)
+    generator.initialise_output(real.mean(dim=0))
+    generator.fit_lateral_basis(real, conditions[:, 1:3])
+    layer_mev = torch.tensor(sample.cells.sum(axis=(2, 3)), dtype=torch.float32)
+    hits = torch.tensor((sample.cells > 0).sum(axis=(2, 3)), dtype=torch.float32)
+
+    def wander(cells: np.ndarray) -> np.ndarray:
+        cx, cy, _, _ = metrics.layer_centres_and_widths(cells, "hgcal-7x12x15")
+        return np.sqrt(0.5 * (np.var(cx - sample.positions[:, :1], axis=0)
+                              + np.var(cy - sample.positions[:, 1:], axis=0)))
+
+    def generated() -> np.ndarray:
+        draws = torch.Generator().manual_seed(9)
+        latent = torch.randn(len(real), generator.latent_dim, generator=draws)
+        with torch.no_grad():
+            cells = generator.normalised(latent, conditions, torch.rand(len(real), 1260,
+                                                                        generator=draws),
+                                         layer_mev=layer_mev, layer_hits=hits)
+        return wander(cells.reshape(-1, 7, 12, 15).numpy())
+
+    simulated, before = wander(sample.cells), generated()
+    fitted_sim, fitted_gen = generator.fit_axis_spread(real, conditions, layer_mev, hits)
+    after = generated()
+    np.testing.assert_allclose(fitted_sim[:5], simulated[:5], rtol=1e-3)  # the same measure
+    assert np.abs(after[:5] / simulated[:5] - 1).max() < 0.15
+    assert np.abs(after[:5] / simulated[:5] - 1).max() < np.abs(before[:5] / simulated[:5] - 1).max()
+    assert bool((generator.axis_scale != 0).all())
+    unshifted, _ = model.build("hgcal-7x12x15", response=2.6, lateral_basis=True,
+                               layer_flow=True, flow_hits=True, seed=0)
+    with pytest.raises(ValueError, match="fit_axis_spread sets the parameter of axis_gain"):
+        unshifted.fit_axis_spread(real, conditions, layer_mev, hits)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_placed_hits_carry_at_least_a_mip_deposit(compiled, monkeypatch):
+    """Simulated cells never read less than a crossing particle's smallest deposit (~0.07 MeV),
+    well above the readout threshold (0.042 MeV); the flow's hits carry at least that too, on
+    both placements, where the layer's energy affords it (else an even share: the layer keeps
+    its energy); a generator saved before the floor keeps the threshold."""
+    monkeypatch.setattr(model, "COMPILED_PLACEMENT", compiled)
+    floor = model.hit_floor("hgcal-7x12x15")
+    assert 0.06 < floor < 0.084  # the MIP's most probable deposit less three Landau widths
+    conditions = torch.tensor([[70.0, 0.0, 0.0], [70.0, 4.0, -3.0]]).repeat(150, 1)
+    given = torch.tensor([[10.0, 40.0, 50.0, 30.0, 10.0, 3.0, 0.5],
+                          [8.0, 35.0, 60.0, 40.0, 12.0, 0.5, 0.1]]).repeat(150, 1)
+    hits = torch.tensor([[3.0, 8.0, 12.0, 14.0, 12.0, 9.0, 2.0],
+                         [2.0, 9.0, 14.0, 16.0, 13.0, 8.0, 2.0]]).repeat(150, 1)
+    unit = conditions[:, :1] * 2.6
+    least = {}
+    for hit_floor_mev in (None, 0.0):
+        generator, _ = model.build("hgcal-7x12x15", response=2.6, lateral_basis=True,
+                                   layer_flow=True, flow_hits=True, share_noise=True,
+                                   hit_floor_mev=hit_floor_mev, seed=0)
+        with torch.no_grad():  # a strong share noise: marginal hits get little of the rest
+            generator.share_power.fill_(0.05)
+            mev = (generator.normalised(torch.randn(300, 24), conditions, torch.rand(300, 1260),
+                                        layer_mev=given, layer_hits=hits) * unit).reshape(
+                300, 7, -1)
+        torch.testing.assert_close(mev.sum(dim=2), given, rtol=1e-4, atol=1e-5)
+        smallest = torch.where(mev > 0, mev, torch.inf).amin(dim=2)
+        least[hit_floor_mev] = smallest
+    affords = given >= hits * floor * 1.001  # the second shower's layers 5 and 6 do not
+    assert not bool(affords[1, 5]) and not bool(affords[1, 6])
+    assert bool((least[None][affords] >= floor).all())
+    assert float(least[None][affords].min()) < 1.01 * floor
+    torch.testing.assert_close(least[None][~affords], (given / hits)[~affords], rtol=1e-3,
+                               atol=0.0)  # an even share
+    assert float(least[0.0].min()) >= 0.042 and float(least[0.0][affords].min()) < floor
+    with pytest.raises(ValueError, match="hit_floor_mev is the least a hit that flow_hits "
+                                         "places carries"):
+        model.ShowerGenerator(geometry="hgcal-7x12x15", hit_floor_mev=0.07)
+
+
+def test_a_critic_counting_hits_trains_with_the_flows_hits():
+    """With flow_hits the generated showers have exactly the given hit counts; a critic with
+    hit_counts sees them beside how the energy lies (no gradient through the counts needed)."""
+    rng = np.random.default_rng(0)
+    energies = np.repeat([20.0, 50.0], 16)
+    sample = simulation.simulate("hgcal-7x12x15", energies, rng.uniform(-10, 10, (32, 2)), seed=1)
+    generator, critic = model.build("hgcal-7x12x15", response=model.response_of(
+        sample.cells, sample.energies), lateral_basis=True, layer_flow=True, flow_hits=True,
+        share_noise=True, axis_shift=True, hit_counts=True, lateral_moments=True, seed=0)
+    result = model.train(generator, critic, sample.cells, sample.energies, sample.positions,
+                         iterations=2, batch_size=8, n_critic=1, device="cpu", progress=False,
+                         flow_steps=20)
+    assert all(np.isfinite(result.critic_loss)) and all(np.isfinite(result.generator_loss))
+    real, conditions = model.training_tensors(sample.cells, sample.energies, sample.positions,
+                                              generator.response)
+    hits = torch.tensor((sample.cells > 0).sum(axis=(2, 3)), dtype=torch.float32)
+    layer_mev = torch.tensor(sample.cells.sum(axis=(2, 3)), dtype=torch.float32)
+    with torch.no_grad():
+        fake = generator.normalised(torch.randn(32, generator.latent_dim), conditions,
+                                    layer_mev=layer_mev, layer_hits=hits)
+        counted = critic.raw_features(fake)[:, 1260 + 8:1260 + 15]  # after the cells and sums
+    torch.testing.assert_close(counted, hits)
+
+
 def test_share_noise_makes_the_cells_of_one_shower_fluctuate_cell_by_cell():
     """The same shower (latent vector, energies, hit counts) drawn 400 times: with the share
     noise its core cells' energies spread more; without, only where the marginal hits fall
@@ -334,7 +488,9 @@ def _bench(name: str):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--hit-counts"], "--hit-counts and --gate-poisson need --sparse-gate"),
+    (["--hit-counts", "--no-flow-hits", "--no-share-noise", "--no-axis-shift"],
+     "--hit-counts needs --sparse-gate or --flow-hits"),
+    (["--gate-poisson"], "--gate-poisson needs --sparse-gate"),
     (["--no-layer-flow"], "--flow-hits needs --layer-flow and replaces the sparse gate"),
     (["--sparse-gate", "--hit-counts"], "--flow-hits needs --layer-flow and replaces the sparse "
                                         "gate"),

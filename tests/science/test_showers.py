@@ -796,7 +796,8 @@ def test_shower_maximum_comparison_and_verdicts_on_hand_made_showers():
 
 
 @pytest.mark.parametrize("parameters, message", [
-    ({"hit_counts": True, "sparse_gate": False}, "hit_counts needs sparse_gate"),
+    ({"hit_counts": True, "flow_hits": False, "share_noise": False, "axis_shift": False},
+     "hit_counts needs sparse_gate or flow_hits"),
     ({"gate_poisson": True, "sparse_gate": False}, "gate_poisson needs sparse_gate"),
     ({"average_decay": 1.0}, r"average_decay must be in \[0, 1\) \(0: no average\), not 1.0"),
     ({"layer_flow": False}, "flow_hits needs layer_flow and replaces sparse_gate"),
@@ -831,6 +832,7 @@ def test_template_runs_with_tiny_parameters(tmp_path, monkeypatch):
                     "iterations": 3, "batch_size": 16, "classifier_epochs": 2,
                     "speed_showers": 8, "select_every": 2, "layer_flow": False,
                     "flow_hits": False, "share_noise": False, "axis_shift": False,
+                    "hit_counts": False,
                     "lateral_basis": False, "average_decay": 0.5,
                     "select_classifier": True},
         progress_bar=False)

@@ -65,6 +65,15 @@ SELECT_MOMENT_BOUND = 1.0
 # Adam moves a parameter by about the learning rate per step, which would take a from 0.2 to
 # 0.3 in ~1000 steps at lr 1e-4 (gain 1); with this gain in ~50
 SHARE_POWER_GAIN = 20.0
+# With axis_shift (as ``build`` makes it) each layer's axis spread is also scaled by
+# exp(gain * parameter): the head's bias alone moves the spread by ~0.3 mm in 3000 steps at
+# lr 1e-4, where the simulated centres wander by 1.4-2.4 mm
+AXIS_SPREAD_GAIN = 20.0
+# With flow_hits (as ``build`` makes it) each hit carries at least the smallest deposit of a
+# charged particle crossing the active plane, a MIP's most probable deposit less this many
+# Landau widths (0.068 MeV in silicon), not just the readout threshold (0.042 MeV): simulated
+# cells never read less (5 % quantile 0.09-0.10 MeV), generated ones did (1-6 % below 0.06)
+HIT_FLOOR_MIP_WIDTHS = 3.0
 # Generation with flow_hits places the hits on a CPU with the compiled kernel of
 # ``placement`` (the same draw; off: the PyTorch operations, which a GPU uses)
 COMPILED_PLACEMENT = True
@@ -168,8 +177,13 @@ class ShowerGenerator(tnn.Module):
     layer energies, and exactly N cells fire: drawn without replacement with
     chances following the layer's shape times exp of a gate head's
     correction (the Gumbel top-N trick, relaxed for the gradient as the
-    sparse gate is), each carrying the threshold and a share of the rest of
-    the layer's energy in proportion to its shape. The layer energies, the
+    sparse gate is), each carrying a least energy and a share of the rest of
+    the layer's energy in proportion to its shape. The least energy is the
+    readout threshold, or (``hit_floor_mev``, as ``build`` makes it) a
+    crossing particle's smallest deposit, 0.068 MeV in silicon: simulated
+    cells never read less (the threshold is 0.042 MeV), and with the
+    threshold as the floor 1-6 % of the generated hits did, which the
+    classifier test saw (0.776 -> 0.732 at 500 iterations in one run). The layer energies, the
     hit counts and how they go together are then the flow's, learnt by
     maximum likelihood; the GAN places the hits and shares the energy. The
     read-out layer sums are the flow's energies by construction. With the
@@ -193,7 +207,10 @@ class ShowerGenerator(tnn.Module):
     With ``axis_shift`` (with ``lateral_basis`` and ``flow_hits``) the shower's
     axis is displaced, in every layer the same direction: two more standard
     normal numbers of the latent vector (after the flow's), times a spread
-    per layer read from the trunk (softplus, from ~1 mm). Simulated showers'
+    per layer read from the trunk (softplus, from ~1 mm), with ``axis_gain``
+    (as ``build`` makes it) times exp(gain * a parameter per layer), which
+    ``fit_axis_spread`` sets before the training and the training moves (the
+    head's bias alone moves at the learning rate's pace). Simulated showers'
     centres of energy wander together: in layers 0-3 their offsets from the
     impact point correlate by 0.8-0.94 (2.4, 1.8, 1.4 mm at every energy),
     where hits placed layer by layer around the impact point scatter
@@ -213,7 +230,8 @@ class ShowerGenerator(tnn.Module):
                  gate_rank: int = 0, lateral_basis: bool = False, cell_rank: int = 0,
                  gate_poisson: bool = False, readout_renorm: bool = False,
                  layer_flow: bool = False, flow_hits: bool = False,
-                 share_noise: bool = False, axis_shift: bool = False) -> None:
+                 share_noise: bool = False, axis_shift: bool = False,
+                 axis_gain: float = 0.0, hit_floor_mev: float = 0.0) -> None:
         super().__init__()
         geo = get(geometry)
         self.geometry_name = geo.name
@@ -221,6 +239,12 @@ class ShowerGenerator(tnn.Module):
         self.response = float(response)
         self.position_scale_mm = float(position_scale_mm)
         self.threshold_mev = float(geo.threshold_mev)
+        # with flow_hits the least a hit carries [MeV]; the threshold where smaller (0: generators
+        # saved before it rebuild as they were)
+        self.hit_floor_mev = float(hit_floor_mev)
+        if self.hit_floor_mev < 0 or (self.hit_floor_mev and not flow_hits):
+            raise ValueError(f"hit_floor_mev is the least a hit that flow_hits places carries: "
+                             f"it needs flow_hits and must not be negative, not {hit_floor_mev}")
         self.mip_mev = float(geo.mip_mpv_mev)
         if int(latent_dim) < 1 or self.response <= 0:
             raise ValueError("latent_dim must be positive and response > 0")
@@ -244,6 +268,13 @@ class ShowerGenerator(tnn.Module):
                              "it needs lateral_basis and flow_hits")
         # with axis_shift two numbers after the flow's displace the shower's axis
         self.axis_dim = 2 if self.axis_shift else 0
+        # 0: the spread is the head's alone (generators saved before the gain rebuild so)
+        self.axis_gain = float(axis_gain)
+        if self.axis_gain < 0 or (self.axis_gain and not self.axis_shift):
+            raise ValueError("axis_gain scales the spread of axis_shift: it needs axis_shift "
+                             "and must not be negative")
+        if self.axis_gain:  # per layer, the spread times exp(axis_gain * parameter), from 1
+            self.axis_scale = tnn.Parameter(torch.zeros(geo.layers))
         self.latent_dim = int(latent_dim) + self.flow_dim + self.axis_dim
         widths = [int(latent_dim) + 4 + self.flow_dim, *(hidden or [128, 512])]
         self.trunk = tnn.Sequential(_mlp(widths), tnn.LeakyReLU(0.2))
@@ -333,6 +364,8 @@ class ShowerGenerator(tnn.Module):
             if axis_noise is None:
                 raise ValueError("a generator with axis_shift needs the axis noise")
             spread = tnn.functional.softplus(self.axis_head(h))  # (n, layers) [mm]
+            if self.axis_gain:
+                spread = spread * torch.exp(self.axis_gain * self.axis_scale)
             centre = centre + spread[:, :, None] * axis_noise[:, None, :]
         fx = self._axis_fractions(self.edges_x, centre[..., 0])
         fy = self._axis_fractions(self.edges_y, centre[..., 1])
@@ -369,6 +402,58 @@ class ShowerGenerator(tnn.Module):
             w = w / max(w.sum(), 1e-12)
             bias.append(np.log(w + 1e-3))
         self.mix_head.bias.copy_(torch.tensor(np.concatenate(bias), dtype=torch.float32))
+
+    @torch.no_grad()
+    def fit_axis_spread(self, cells: torch.Tensor, conditions: torch.Tensor,
+                        layer_mev: torch.Tensor, layer_hits: torch.Tensor, rounds: int = 5,
+                        seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Start each layer's axis spread where the showers' centres of energy wander from the
+        impact point as far as the simulated ones do.
+
+        ``cells`` (n, cells) simulated showers (any scale), ``conditions`` (n, 3)
+        raw, ``layer_mev`` and ``layer_hits`` (n, layers) theirs: the generator
+        makes showers with those layer energies and hit counts, the spread's
+        parameter (``axis_gain``) moves by the log of the ratio of the
+        simulated to the generated wander (at most a factor 3 per round) for
+        ``rounds`` rounds, on the same draws. The head alone starts at ~1 mm in
+        every layer, where the simulated centres wander by 1.4-2.4 mm in layers
+        0-3 and the cells' discretisation shrinks a displacement by about half:
+        the training's ~0.3 of a parameter's way would not close that. Returns
+        the simulated and the last generated wander per layer [mm] (the RMS of
+        the offset in x and y).
+        """
+        if not self.axis_gain:
+            raise ValueError("fit_axis_spread sets the parameter of axis_gain: the generator "
+                             "has none (axis_shift with axis_gain > 0)")
+        layers, rows, cols = self.shape
+        xc, yc = get(self.geometry_name).cell_centres_mm()
+        x = torch.tensor(np.tile(xc, rows), dtype=torch.float32, device=cells.device)
+        y = torch.tensor(np.repeat(yc, cols), dtype=torch.float32, device=cells.device)
+
+        def wander(showers: torch.Tensor) -> torch.Tensor:
+            showers = showers.reshape(len(showers), layers, -1).float()
+            total = showers.sum(dim=2)
+            read = total > 0
+            offsets = []
+            for coordinate, impact in ((x, conditions[:, 1]), (y, conditions[:, 2])):
+                centre = (showers * coordinate).sum(dim=2) / total.clamp_min(1e-12)
+                offset = torch.where(read, centre - impact[:, None], 0.0)
+                count = read.sum(dim=0).clamp_min(1)
+                mean = offset.sum(dim=0) / count
+                offsets.append(((offset - mean) ** 2 * read).sum(dim=0) / count)
+            return torch.sqrt(0.5 * (offsets[0] + offsets[1]))
+
+        simulated = wander(cells)
+        rng = torch.Generator(device="cpu").manual_seed(seed)
+        latent = torch.randn(len(cells), self.latent_dim, generator=rng).to(cells.device)
+        uniform = torch.rand(len(cells), rows * cols * layers, generator=rng).to(cells.device)
+        generated = simulated
+        for _ in range(int(rounds)):
+            generated = wander(self.normalised(latent, conditions, uniform, layer_mev=layer_mev,
+                                               layer_hits=layer_hits))
+            step = torch.log(simulated.clamp_min(1e-3) / generated.clamp_min(1e-3))
+            self.axis_scale.add_(step.clamp(-np.log(3.0), np.log(3.0)) / self.axis_gain)
+        return simulated.cpu().numpy(), generated.cpu().numpy()
 
     @torch.no_grad()
     def initialise_output(self, mean_cells: torch.Tensor) -> None:
@@ -443,7 +528,7 @@ class ShowerGenerator(tnn.Module):
         if (self.flow_hits and not differentiable and logits.device.type == "cpu"
                 and COMPILED_PLACEMENT):
             return self._place_hits_compiled(h, logits, conditions[:, 1:3], axis_noise, energy,
-                                             layer_hits, threshold, uniform, output_scale)
+                                             layer_hits, unit, uniform, output_scale)
         # The renormalised gate scales each layer to its energy after the draw; scaling it here
         # too would cancel out and cost two passes over the cells.
         # (The Poisson gate needs each cell's expected energy before the draw.)
@@ -460,7 +545,7 @@ class ShowerGenerator(tnn.Module):
             if not scaled_later and not self.flow_hits:
                 cells = cells * energy[:, :, None]
         if self.flow_hits:
-            cells = self._place_hits(h, cells, energy, layer_hits, threshold, uniform,
+            cells = self._place_hits(h, cells, energy, layer_hits, unit, uniform,
                                      differentiable)
             return cells if output_scale is None else cells * output_scale
         cells = cells.reshape(len(h), -1)
@@ -529,23 +614,38 @@ class ShowerGenerator(tnn.Module):
             return cells
         return (cells, hits) if with_hits else cells
 
+    def _hit_floors(self, energy: torch.Tensor, count: torch.Tensor,
+                    unit: torch.Tensor) -> torch.Tensor:
+        """(n, layers): what each placed hit carries at least, in units of response * E
+        (``unit`` (n, 1) [MeV] each): a hair above the readout threshold (so that the readout
+        keeps it), or with ``hit_floor_mev`` that much where the layer's ``energy`` affords it
+        for each of its ``count`` hits, else their even share (the flow's energies pay for
+        their hits at the threshold, not always at the floor: the layer keeps its energy)."""
+        hair = 1.0 + 1e-4
+        threshold = (self.threshold_mev * hair / unit).expand_as(energy)
+        if self.hit_floor_mev <= self.threshold_mev:
+            return threshold
+        even = energy / count.clamp_min(1).to(energy.dtype)
+        return torch.maximum(threshold, torch.minimum(self.hit_floor_mev * hair / unit, even))
+
     def _place_hits(self, h: torch.Tensor, shape: torch.Tensor, energy: torch.Tensor,
-                    hits: torch.Tensor, threshold: torch.Tensor, uniform: torch.Tensor | None,
+                    hits: torch.Tensor, unit: torch.Tensor, uniform: torch.Tensor | None,
                     differentiable: bool) -> torch.Tensor:
         """``flow_hits``: exactly ``hits`` cells of each layer fire; normalised flattened cells.
 
         ``shape`` (n, layers, cells), each layer's up to a factor; ``energy`` and
-        ``hits`` (n, layers); ``threshold`` (n, 1), all in units of response * E.
+        ``hits`` (n, layers), in units of response * E; ``unit`` (n, 1) that
+        unit [MeV] (for what a hit carries at least: ``_hit_floors``).
         """
         n, layers, per_layer = shape.shape
         # The head's correction is centred per layer: adding the same to every cell of a layer
         # changes no draw of N of them, but the relaxed gradient would drive it to the bounds.
         correction = self.gate_head(self.gate_basis(h)).reshape(shape.shape)
         u = torch.rand_like(shape) if uniform is None else uniform.reshape(shape.shape)
-        # each hit carries the threshold (a hair above, so that the readout keeps it) and a
-        # share of the rest of the layer's energy in proportion to its shape
+        # each hit carries its floor and a share of the rest of the layer's energy in
+        # proportion to its shape
         count = hits.long().clamp(0, per_layer)[:, :, None]
-        floor = threshold[:, :, None] * (1.0 + 1e-4)
+        floor = self._hit_floors(energy, count[:, :, 0], unit)[:, :, None]
         rest = (energy[:, :, None] - count * floor).clamp_min(0.0)
         power = self._share_power(layers, shape.device)
         correction = (correction - correction.mean(dim=2, keepdim=True)).clamp_(-15.0, 15.0)
@@ -592,7 +692,7 @@ class ShowerGenerator(tnn.Module):
     def _place_hits_compiled(self, h: torch.Tensor, logits: torch.Tensor,
                              positions_mm: torch.Tensor, axis_noise: torch.Tensor | None,
                              energy: torch.Tensor, hits: torch.Tensor,
-                             threshold: torch.Tensor, uniform: torch.Tensor | None,
+                             unit: torch.Tensor, uniform: torch.Tensor | None,
                              output_scale: torch.Tensor | None) -> torch.Tensor:
         """``_place_hits`` for generation on a CPU: the same draw, the selection and the shares
         of each layer in one compiled pass (``placement.place_hits``); flattened cells
@@ -612,10 +712,10 @@ class ShowerGenerator(tnn.Module):
         u = torch.rand_like(logits) if uniform is None else uniform.reshape(logits.shape)
         log_u = torch.log(u)
         count = hits.long().clamp(0, per_layer)
-        floor = threshold[:, 0] * (1.0 + 1e-4)
-        rest = (energy - count * floor[:, None]).clamp_min(0.0)
+        floor = self._hit_floors(energy, count, unit)
+        rest = (energy - count * floor).clamp_min(0.0)
         if output_scale is not None:
-            floor, rest = floor * output_scale[:, 0], rest * output_scale
+            floor, rest = floor * output_scale, rest * output_scale
         out = torch.empty(logits.shape, dtype=torch.float32)
         def array(t: torch.Tensor) -> np.ndarray:
             return t.float().contiguous().numpy()
@@ -660,7 +760,10 @@ class ShowerCritic(tnn.Module):
     while the classifier test counts them exactly. Of a gated generator's
     showers the counts come with a gradient to the firing probabilities
     (``ShowerGenerator.normalised(with_hits=True)``); of simulated ones they
-    are counted here.
+    are counted here. With ``flow_hits`` the generator's showers have exactly
+    the counts they are given (a simulated shower's in training): the critic
+    sees no difference in the counts themselves, but how the energy lies
+    given them (a shower that fires more cells is wider, in a cascade).
 
     With ``lateral_moments`` it also sees each layer's centre of energy and
     width in x and y [mm] (the moments the fidelity test's high-level
@@ -736,6 +839,13 @@ class ShowerCritic(tnn.Module):
         return self.score(self.features(cells), conditions)
 
 
+def hit_floor(geometry: str) -> float:
+    """The smallest deposit [MeV] of a charged particle crossing the active plane of
+    ``geometry``: a MIP's most probable deposit less ``HIT_FLOOR_MIP_WIDTHS`` Landau widths."""
+    geo = get(geometry)
+    return float(geo.mip_mpv_mev - HIT_FLOOR_MIP_WIDTHS * geo.mip_width_mev)
+
+
 def build(geometry: str = "hgcal-7x12x15", *, response: float, latent_dim: int = 10,
           generator_hidden: list[int] | None = None, critic_hidden: list[int] | None = None,
           position_scale_mm: float | None = None, stochastic_latent: bool = True,
@@ -743,7 +853,8 @@ def build(geometry: str = "hgcal-7x12x15", *, response: float, latent_dim: int =
           lateral_basis: bool = False, cell_rank: int = 0, gate_poisson: bool = False,
           hit_counts: bool = False, readout_renorm: bool | None = None,
           layer_flow: bool = False, flow_hits: bool = False, share_noise: bool = False,
-          axis_shift: bool = False, lateral_moments: bool = False,
+          axis_shift: bool = False, axis_gain: float | None = None,
+          hit_floor_mev: float | None = None, lateral_moments: bool = False,
           seed: int = 0) -> tuple[ShowerGenerator, ShowerCritic]:
     """A fresh generator and critic for ``geometry`` (positions in units of its cell size).
 
@@ -753,7 +864,10 @@ def build(geometry: str = "hgcal-7x12x15", *, response: float, latent_dim: int =
     read-out layer sums are then the flow's, which it learnt from read-out sums), but
     not with ``flow_hits`` (whose layer sums are the flow's by construction);
     ``hit_counts`` and ``lateral_moments`` what the critic sees besides the cells
-    (see ``ShowerCritic``).
+    (see ``ShowerCritic``); ``axis_gain`` defaults to ``AXIS_SPREAD_GAIN`` with
+    ``axis_shift`` (0: the spread from the head alone, as before 2026-12-07);
+    ``hit_floor_mev`` to ``hit_floor(geometry)`` with ``flow_hits`` (0: the
+    readout threshold, as before 2026-12-07).
     """
     torch.manual_seed(seed)
     scale = float(position_scale_mm or get(geometry).cell_mm)
@@ -766,7 +880,11 @@ def build(geometry: str = "hgcal-7x12x15", *, response: float, latent_dim: int =
                                 readout_renorm=((gate_poisson or (layer_flow and not flow_hits))
                                                 if readout_renorm is None else readout_renorm),
                                 layer_flow=layer_flow, flow_hits=flow_hits,
-                                share_noise=share_noise, axis_shift=axis_shift)
+                                share_noise=share_noise, axis_shift=axis_shift,
+                                axis_gain=((AXIS_SPREAD_GAIN if axis_shift else 0.0)
+                                           if axis_gain is None else axis_gain),
+                                hit_floor_mev=(hit_floor(geometry) if flow_hits and hit_floor_mev
+                                               is None else float(hit_floor_mev or 0.0)))
     return generator, ShowerCritic(get(geometry).name, critic_hidden, scale, hit_counts=hit_counts,
                                    lateral_moments=lateral_moments)
 
@@ -898,10 +1016,10 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
     check_average_decay(average_decay)
     if observe is not None and select_every <= 0:
         raise ValueError("observe is called at the selection's checks: give select_every too")
-    if critic.hit_counts and not generator.sparse_gate:
-        raise ValueError("a critic with hit_counts needs a generator with sparse_gate: the "
-                         "counts reach the generator through the gate's firing probabilities "
-                         "(with flow_hits the counts are the flow's, given)")
+    if critic.hit_counts and not (generator.sparse_gate or generator.flow_hits):
+        raise ValueError("a critic with hit_counts needs a generator with sparse_gate (the "
+                         "counts reach it through the gate's firing probabilities) or flow_hits "
+                         "(the flow's counts, which its showers have exactly)")
     torch.manual_seed(seed)
     target = select_device(device)
     generator.to(target).train()
@@ -947,6 +1065,9 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
         if generator.lateral_basis:
             every = max(1, len(real_all) // 4000)  # a few thousand showers of every energy
             generator.fit_lateral_basis(real_all[::every].cpu(), cond_all[::every, 1:3].cpu())
+            if generator.axis_gain:  # the spreads where the centres wander as simulated
+                generator.fit_axis_spread(real_all[::every], cond_all[::every],
+                                          layer_all[::every], hits_all[::every], seed=seed)
         critic.set_scale(real_all)
     average = None
     if average_decay > 0:  # a copy of the generator whose weights follow the trained ones
@@ -989,12 +1110,13 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
         latent = torch.randn(batch, generator.latent_dim, device=target)
         given = layer_all[index] if layer_all is not None else None
         given_hits = hits_all[index] if hits_all is not None else None
-        if critic.hit_counts:
+        if critic.hit_counts and generator.sparse_gate:
             fake, hits = generator.normalised(latent, cond, with_hits=True, layer_mev=given)
             g_loss = -critic.score(critic.features(fake, hits), cond).mean()
-        else:
+        else:  # with flow_hits a critic with hit_counts counts exactly the given hits
             fake = generator.normalised(latent, cond, layer_mev=given, layer_hits=given_hits)
-            g_loss = -critic(fake, cond).mean()
+            g_loss = -critic.score(critic.features(fake, given_hits if critic.hit_counts
+                                                   else None), cond).mean()
         if not bool(torch.isfinite(g_loss) & torch.isfinite(c_loss)):
             # a NaN or an infinity never goes away again: stop here, before it is checkpointed,
             # and return the best generator the selection kept (there is nothing else to keep)

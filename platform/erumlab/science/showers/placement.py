@@ -85,8 +85,8 @@ def place_hits(shape: np.ndarray, gain: np.ndarray, log_u: np.ndarray, counts: n
     centred correction; clamped here), ``log_u`` (log of uniform draws, so
     that X = -log_u is a standard exponential one; clamped here): all
     (showers, layers, cells), the keys being shape * gain / X; ``counts``
-    (showers, layers) the hits to fire; ``floor`` (showers,) what each hit
-    carries at least; ``rest`` (showers, layers) what is shared among the
+    (showers, layers) the hits to fire; ``floor`` (showers, layers) what
+    each hit carries at least; ``rest`` (showers, layers) what is shared among the
     hits; ``power`` (layers,) the exponent of the draw in the shares (0: none);
     ``order`` (cells,) the cells from a layer's middle outwards (any order
     gives the same showers, this one the fastest). The transcendental
@@ -120,4 +120,4 @@ def place_hits(shape: np.ndarray, gain: np.ndarray, log_u: np.ndarray, counts: n
                     work[c] = -1.0
             scale = rest[i, layer] / max(total, SMALLEST_SHAPE)
             for c in range(cells):
-                out[i, layer, c] = work[c] * scale + floor[i] if work[c] >= 0.0 else 0.0
+                out[i, layer, c] = work[c] * scale + floor[i, layer] if work[c] >= 0.0 else 0.0
