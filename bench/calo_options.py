@@ -76,24 +76,26 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.axis_shift and not (args.flow_hits and args.lateral_basis):
         parser.error("--axis-shift moves the lateral basis of --flow-hits "
                      "(without either add --no-axis-shift)")
-    if args.axis_gain is not None and (args.axis_gain < 0 or (args.axis_gain
-                                                                and not args.axis_shift)):
-        parser.error("--axis-gain scales the spread of --axis-shift: it needs --axis-shift "
-                     "and must not be negative")
     if args.share_noise and not args.flow_hits:
         parser.error("--share-noise shares the energy among the hits --flow-hits places "
                      "(with --no-flow-hits add --no-share-noise)")
     if args.hit_counts and not (args.sparse_gate or args.flow_hits):
         parser.error("--hit-counts needs --sparse-gate or --flow-hits "
                      "(without either add --no-hit-counts)")
-    if args.hit_floor_mev is not None and (args.hit_floor_mev < 0 or (args.hit_floor_mev
-                                                                      and not args.flow_hits)):
-        parser.error("--hit-floor-mev is the least a hit --flow-hits places carries: it needs "
-                     "--flow-hits and must not be negative")
-    try:
-        model.check_average_decay(args.average_decay)
-    except ValueError as error:
-        parser.error(f"--{error}".replace("average_decay", "average-decay", 1))
+    # the model's own checks, before anything is simulated
+    checks = [(model.check_average_decay, (args.average_decay,))]
+    if args.axis_gain is not None:
+        checks.append((model.check_axis_gain, (args.axis_gain, args.axis_shift)))
+    if args.hit_floor_mev is not None:
+        checks.append((model.check_hit_floor, (args.hit_floor_mev, args.flow_hits)))
+    for check_option, values in checks:
+        try:
+            check_option(*values)
+        except ValueError as error:  # in the flags' words
+            message = str(error)
+            for name in ("average_decay", "axis_gain", "axis_shift", "hit_floor_mev", "flow_hits"):
+                message = message.replace(name, "--" + name.replace("_", "-"))
+            parser.error(message)
 
 
 def architecture(args: argparse.Namespace) -> dict[str, Any]:

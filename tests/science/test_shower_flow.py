@@ -491,6 +491,8 @@ def _bench(name: str):
     (["--hit-counts", "--no-flow-hits", "--no-share-noise", "--no-axis-shift"],
      "--hit-counts needs --sparse-gate or --flow-hits"),
     (["--gate-poisson"], "--gate-poisson needs --sparse-gate"),
+    (["--axis-gain", "5", "--no-axis-shift"], "--axis-gain scales the spread of --axis-shift"),
+    (["--hit-floor-mev", "-1"], "--hit-floor-mev is the least a hit that --flow-hits places"),
     (["--no-layer-flow"], "--flow-hits needs --layer-flow and replaces the sparse gate"),
     (["--sparse-gate", "--hit-counts"], "--flow-hits needs --layer-flow and replaces the sparse "
                                         "gate"),

@@ -44,6 +44,8 @@ from erumlab.science.showers.metrics import (
     classifier_auc,
     classifier_inputs,
     high_level_features,
+    layer_centres_and_widths,
+    layer_energies,
 )
 
 ENERGY_SCALE_GEV = 100.0
@@ -241,10 +243,7 @@ class ShowerGenerator(tnn.Module):
         self.threshold_mev = float(geo.threshold_mev)
         # with flow_hits the least a hit carries [MeV]; the threshold where smaller (0: generators
         # saved before it rebuild as they were)
-        self.hit_floor_mev = float(hit_floor_mev)
-        if self.hit_floor_mev < 0 or (self.hit_floor_mev and not flow_hits):
-            raise ValueError(f"hit_floor_mev is the least a hit that flow_hits places carries: "
-                             f"it needs flow_hits and must not be negative, not {hit_floor_mev}")
+        self.hit_floor_mev = check_hit_floor(hit_floor_mev, flow_hits)
         self.mip_mev = float(geo.mip_mpv_mev)
         if int(latent_dim) < 1 or self.response <= 0:
             raise ValueError("latent_dim must be positive and response > 0")
@@ -269,10 +268,7 @@ class ShowerGenerator(tnn.Module):
         # with axis_shift two numbers after the flow's displace the shower's axis
         self.axis_dim = 2 if self.axis_shift else 0
         # 0: the spread is the head's alone (generators saved before the gain rebuild so)
-        self.axis_gain = float(axis_gain)
-        if self.axis_gain < 0 or (self.axis_gain and not self.axis_shift):
-            raise ValueError("axis_gain scales the spread of axis_shift: it needs axis_shift "
-                             "and must not be negative")
+        self.axis_gain = check_axis_gain(axis_gain, self.axis_shift)
         if self.axis_gain:  # per layer, the spread times exp(axis_gain * parameter), from 1
             self.axis_scale = tnn.Parameter(torch.zeros(geo.layers))
         self.latent_dim = int(latent_dim) + self.flow_dim + self.axis_dim
@@ -426,22 +422,15 @@ class ShowerGenerator(tnn.Module):
             raise ValueError("fit_axis_spread sets the parameter of axis_gain: the generator "
                              "has none (axis_shift with axis_gain > 0)")
         layers, rows, cols = self.shape
-        xc, yc = get(self.geometry_name).cell_centres_mm()
-        x = torch.tensor(np.tile(xc, rows), dtype=torch.float32, device=cells.device)
-        y = torch.tensor(np.repeat(yc, cols), dtype=torch.float32, device=cells.device)
+        impact = conditions[:, 1:3].cpu().double().numpy()
 
-        def wander(showers: torch.Tensor) -> torch.Tensor:
-            showers = showers.reshape(len(showers), layers, -1).float()
-            total = showers.sum(dim=2)
-            read = total > 0
-            offsets = []
-            for coordinate, impact in ((x, conditions[:, 1]), (y, conditions[:, 2])):
-                centre = (showers * coordinate).sum(dim=2) / total.clamp_min(1e-12)
-                offset = torch.where(read, centre - impact[:, None], 0.0)
-                count = read.sum(dim=0).clamp_min(1)
-                mean = offset.sum(dim=0) / count
-                offsets.append(((offset - mean) ** 2 * read).sum(dim=0) / count)
-            return torch.sqrt(0.5 * (offsets[0] + offsets[1]))
+        def wander(showers: torch.Tensor) -> np.ndarray:
+            # the classifier test's centres, of the layers that read something
+            showers = showers.reshape(-1, layers, rows, cols).cpu().double().numpy()
+            cx, cy, _, _ = layer_centres_and_widths(showers, self.geometry_name)
+            offsets = np.stack([cx - impact[:, :1], cy - impact[:, 1:]], axis=-1)
+            offsets[layer_energies(showers) <= 0] = np.nan
+            return np.sqrt(0.5 * np.nanvar(offsets, axis=0).sum(axis=-1))
 
         simulated = wander(cells)
         rng = torch.Generator(device="cpu").manual_seed(seed)
@@ -451,9 +440,11 @@ class ShowerGenerator(tnn.Module):
         for _ in range(int(rounds)):
             generated = wander(self.normalised(latent, conditions, uniform, layer_mev=layer_mev,
                                                layer_hits=layer_hits))
-            step = torch.log(simulated.clamp_min(1e-3) / generated.clamp_min(1e-3))
-            self.axis_scale.add_(step.clamp(-np.log(3.0), np.log(3.0)) / self.axis_gain)
-        return simulated.cpu().numpy(), generated.cpu().numpy()
+            step = np.clip(np.log(np.maximum(simulated, 1e-3) / np.maximum(generated, 1e-3)),
+                           -np.log(3.0), np.log(3.0))
+            self.axis_scale.add_(torch.as_tensor(step / self.axis_gain, dtype=torch.float32,
+                                                 device=self.axis_scale.device))
+        return simulated, generated
 
     @torch.no_grad()
     def initialise_output(self, mean_cells: torch.Tensor) -> None:
@@ -938,6 +929,24 @@ def response_of(cells: np.ndarray, energies_gev: np.ndarray) -> float:
     """Mean visible MeV per GeV of primary energy."""
     return float(np.mean(np.asarray(cells).reshape(len(energies_gev), -1).sum(1)
                          / np.asarray(energies_gev)))
+
+
+def check_hit_floor(floor_mev: float, flow_hits: bool) -> float:
+    """``floor_mev`` if it is a valid ``hit_floor_mev`` for a generator with or without
+    ``flow_hits`` (0, or positive with it), else ValueError."""
+    if float(floor_mev) < 0 or (float(floor_mev) and not flow_hits):
+        raise ValueError(f"hit_floor_mev is the least a hit that flow_hits places carries: "
+                         f"it needs flow_hits and must not be negative, not {floor_mev}")
+    return float(floor_mev)
+
+
+def check_axis_gain(gain: float, axis_shift: bool) -> float:
+    """``gain`` if it is a valid ``axis_gain`` for a generator with or without
+    ``axis_shift`` (0, or positive with it), else ValueError."""
+    if float(gain) < 0 or (float(gain) and not axis_shift):
+        raise ValueError(f"axis_gain scales the spread of axis_shift: it needs axis_shift "
+                         f"and must not be negative, not {gain}")
+    return float(gain)
 
 
 def check_average_decay(decay: float) -> float:
