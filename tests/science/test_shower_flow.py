@@ -245,6 +245,44 @@ def test_generation_on_a_cpu_compiled_draws_what_the_pytorch_operations_draw(mon
     torch.testing.assert_close(made[True], made[False], rtol=1e-4, atol=1e-6)
 
 
+def test_the_compiled_placement_draws_its_own_uniforms_from_a_seed(monkeypatch):
+    """Not given uniforms, the kernel draws them from a seed (``placement.uniforms`` gives the
+    same numbers): fed those, the PyTorch operations make the same showers, although the
+    kernel settles most cells without their logarithm; the seed decides the showers (the
+    threads do not), and the stream is uniform."""
+    from erumlab.science.showers import placement
+
+    generator, _ = model.build("hgcal-7x12x15", response=2.6, lateral_basis=True,
+                               layer_flow=True, flow_hits=True, share_noise=True,
+                               axis_shift=True, seed=4)
+    with torch.no_grad():
+        generator.share_power.uniform_(-0.05, 0.05)
+        generator.gate_head.weight.normal_(0.0, 0.2)
+    rng = torch.Generator().manual_seed(2)
+    n = 200
+    conditions = torch.column_stack([torch.full((n,), 20.0), torch.rand(n, 2, generator=rng)])
+    latent = torch.randn(n, generator.latent_dim, generator=rng)
+    with torch.no_grad():
+        own = generator(latent, conditions, hit_seed=12345)
+        again = generator(latent, conditions, hit_seed=12345)
+        other = generator(latent, conditions, hit_seed=12346)
+        drawn = torch.from_numpy(placement.uniforms(np.uint64(12345), n, 7, 180)).reshape(n, -1)
+        given = generator(latent, conditions, drawn)
+        monkeypatch.setattr(model, "COMPILED_PLACEMENT", False)
+        reference = generator(latent, conditions, drawn)
+    assert bool((own > 0).any())
+    torch.testing.assert_close(own, again, rtol=0, atol=0)
+    torch.testing.assert_close(own, given, rtol=0, atol=0)
+    torch.testing.assert_close(own, reference, rtol=1e-4, atol=1e-6)
+    assert not torch.equal(own > 0, other > 0)  # another seed, other hits
+    u = drawn.numpy().ravel()
+    assert u.min() > 0.0 and u.max() < 1.0
+    assert abs(u.mean() - 0.5) < 0.002 and abs(u.var() * 12 - 1.0) < 0.01
+    counts = np.histogram(u, bins=20, range=(0.0, 1.0))[0]
+    expected = len(u) / 20
+    assert ((counts - expected) ** 2 / expected).sum() < 50.0  # chi2 of 19 dof: p ~ 1e-4
+
+
 def test_the_axis_shift_moves_the_layers_centres_together():
     """Simulated showers' centres in layers 0-3 wander together (correlations 0.8-0.94); with
     the axis shift the generated ones do, without it they scatter layer by layer."""

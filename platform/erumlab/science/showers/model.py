@@ -470,7 +470,7 @@ class ShowerGenerator(tnn.Module):
     def normalised(self, latent: torch.Tensor, conditions: torch.Tensor,
                    uniform: torch.Tensor | None = None, with_hits: bool = False,
                    layer_mev: torch.Tensor | None = None, layer_hits: torch.Tensor | None = None,
-                   output_scale: torch.Tensor | None = None
+                   output_scale: torch.Tensor | None = None, hit_seed: int | None = None
                    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Cells in units of response * E, flattened: what the critic sees.
 
@@ -485,6 +485,9 @@ class ShowerGenerator(tnn.Module):
         ``output_scale`` (with ``flow_hits`` only), (n, 1): a factor per shower
         for the cells returned (``forward``'s MeV per unit), which generation
         folds into the hits' energies instead of a pass over the cells.
+        ``hit_seed``: where the compiled placement draws the hits' uniforms itself
+        (``compiled_placement``, no ``uniform`` given), the seed of its stream
+        (default: one from PyTorch's global generator); elsewhere unused.
         """
         layers, rows, cols = self.shape
         cond = conditions_tensor(conditions[:, 0], conditions[:, 1:3], self.position_scale_mm)
@@ -516,10 +519,9 @@ class ShowerGenerator(tnn.Module):
         threshold = self.threshold_mev / unit
         if output_scale is not None and not self.flow_hits:
             raise ValueError("output_scale goes with flow_hits")
-        if (self.flow_hits and not differentiable and logits.device.type == "cpu"
-                and COMPILED_PLACEMENT):
+        if not differentiable and self.compiled_placement(logits.device):
             return self._place_hits_compiled(h, logits, conditions[:, 1:3], axis_noise, energy,
-                                             layer_hits, unit, uniform, output_scale)
+                                             layer_hits, unit, uniform, output_scale, hit_seed)
         # The renormalised gate scales each layer to its energy after the draw; scaling it here
         # too would cancel out and cost two passes over the cells.
         # (The Poisson gate needs each cell's expected energy before the draw.)
@@ -680,14 +682,20 @@ class ShowerGenerator(tnn.Module):
         return (-0.9 * torch.tanh(SHARE_POWER_GAIN * self.share_power) if self.share_noise
                 else torch.zeros(layers, device=device))
 
+    def compiled_placement(self, device: torch.device) -> bool:
+        """Whether generation (no gradient) on ``device`` places the hits in the compiled pass
+        (``placement.place_hits``, which draws their uniforms itself unless given them)."""
+        return self.flow_hits and torch.device(device).type == "cpu" and COMPILED_PLACEMENT
+
     def _place_hits_compiled(self, h: torch.Tensor, logits: torch.Tensor,
                              positions_mm: torch.Tensor, axis_noise: torch.Tensor | None,
                              energy: torch.Tensor, hits: torch.Tensor,
                              unit: torch.Tensor, uniform: torch.Tensor | None,
-                             output_scale: torch.Tensor | None) -> torch.Tensor:
+                             output_scale: torch.Tensor | None,
+                             hit_seed: int | None) -> torch.Tensor:
         """``_place_hits`` for generation on a CPU: the same draw, the selection and the shares
-        of each layer in one compiled pass (``placement.place_hits``); flattened cells
-        times ``output_scale``."""
+        of each layer in one compiled pass (``placement.place_hits``), with the given
+        ``uniform`` or its own from ``hit_seed``; flattened cells times ``output_scale``."""
         from erumlab.science.showers.placement import place_hits
 
         n, layers, per_layer = logits.shape
@@ -697,11 +705,13 @@ class ShowerGenerator(tnn.Module):
         if self.lateral_basis:
             shape = shape * self.lateral_profiles(h, positions_mm, axis_noise)
         correction = self.gate_head(self.gate_basis(h)).reshape(logits.shape)
-        # exp of the centred correction, and the logarithms of the uniforms (the kernel's draws
-        # are -log u): the kernel clamps both as the PyTorch path does, in the same pass
+        # exp of the centred correction (the kernel clamps it as the PyTorch path does)
         gain = (correction - correction.mean(dim=2, keepdim=True)).exp_()
-        u = torch.rand_like(logits) if uniform is None else uniform.reshape(logits.shape)
-        log_u = torch.log(u)
+        if uniform is None:  # drawn in the kernel: a seed from the caller or PyTorch's generator
+            u = np.empty((0, 0, 0), dtype=np.float32)
+            seed = (int(torch.randint(0, 2**62, (1,))) if hit_seed is None else int(hit_seed))
+        else:
+            u, seed = uniform.reshape(logits.shape).float().contiguous().numpy(), 0
         count = hits.long().clamp(0, per_layer)
         floor = self._hit_floors(energy, count, unit)
         rest = (energy - count * floor).clamp_min(0.0)
@@ -711,7 +721,7 @@ class ShowerGenerator(tnn.Module):
         def array(t: torch.Tensor) -> np.ndarray:
             return t.float().contiguous().numpy()
 
-        place_hits(array(shape), array(gain), array(log_u), count.contiguous().numpy(),
+        place_hits(array(shape), array(gain), u, np.uint64(seed % 2**64), count.contiguous().numpy(),
                    array(floor), array(rest), array(self._share_power(layers, logits.device)),
                    self._middle_out(), out.numpy())
         return out.reshape(n, -1)
@@ -725,10 +735,12 @@ class ShowerGenerator(tnn.Module):
         return self._middle_out_order
 
     def forward(self, latent: torch.Tensor, conditions: torch.Tensor,
-                uniform: torch.Tensor | None = None) -> torch.Tensor:
+                uniform: torch.Tensor | None = None, *, hit_seed: int | None = None
+                ) -> torch.Tensor:
         scale = conditions[:, :1] * self.response
         if self.flow_hits:  # generation folds the scale into the hits' energies
-            cells = self.normalised(latent, conditions, uniform, output_scale=scale)
+            cells = self.normalised(latent, conditions, uniform, output_scale=scale,
+                                    hit_seed=hit_seed)
         else:
             cells = self.normalised(latent, conditions, uniform) * scale
         return cells.reshape(-1, *self.shape)
@@ -1303,9 +1315,13 @@ def generate(model: ShowerGenerator, energies: np.ndarray | list[float] | float,
         cond = torch.as_tensor(np.column_stack([energies[begin:end], positions[begin:end]]),
                                device=target)
         latent = torch.randn(end - begin, model.latent_dim, device=target, generator=rng)
-        uniform = (torch.rand(end - begin, int(np.prod(model.shape)), device=target, generator=rng)
-                   if model.sparse_gate or model.flow_hits else None)
-        out[begin:end] = model(latent, cond, uniform).float().cpu().numpy()
+        uniform, hit_seed = None, None
+        if model.compiled_placement(target):  # the kernel draws the uniforms from a seed
+            hit_seed = int(torch.randint(0, 2**62, (1,), generator=rng))
+        elif model.sparse_gate or model.flow_hits:
+            uniform = torch.rand(end - begin, int(np.prod(model.shape)), device=target,
+                                 generator=rng)
+        out[begin:end] = model(latent, cond, uniform, hit_seed=hit_seed).float().cpu().numpy()
     model.train(was_training)
     return out
 
