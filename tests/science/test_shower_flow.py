@@ -250,6 +250,8 @@ def test_the_compiled_placement_draws_its_own_uniforms_from_a_seed(monkeypatch):
     same numbers): fed those, the PyTorch operations make the same showers, although the
     kernel settles most cells without their logarithm; the seed decides the showers (the
     threads do not), and the stream is uniform."""
+    import numba
+
     from erumlab.science.showers import placement
 
     generator, _ = model.build("hgcal-7x12x15", response=2.6, lateral_basis=True,
@@ -264,7 +266,12 @@ def test_the_compiled_placement_draws_its_own_uniforms_from_a_seed(monkeypatch):
     latent = torch.randn(n, generator.latent_dim, generator=rng)
     with torch.no_grad():
         own = generator(latent, conditions, hit_seed=12345)
-        again = generator(latent, conditions, hit_seed=12345)
+        threads = numba.get_num_threads()
+        try:  # one thread or all: the same showers
+            numba.set_num_threads(1)
+            again = generator(latent, conditions, hit_seed=12345)
+        finally:
+            numba.set_num_threads(threads)
         other = generator(latent, conditions, hit_seed=12346)
         drawn = torch.from_numpy(placement.uniforms(np.uint64(12345), n, 7, 180)).reshape(n, -1)
         given = generator(latent, conditions, drawn)
