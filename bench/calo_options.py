@@ -58,6 +58,9 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--average-decay", type=float, default=0.0,
                         help="keep a moving average of the generator's weights with this decay "
                              "(0: the trained weights)")
+    parser.add_argument("--final-lr-fraction", type=float, default=1.0,
+                        help="both learning rates fall linearly to this fraction of the first "
+                             "at the last iteration (1: constant)")
     switch("--select-classifier", True,
            "the selection also trains the fidelity test's two classifiers (cells, high-level "
            "features) at the training energies and keeps, of the states with mean and "
@@ -83,7 +86,8 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error("--hit-counts needs --sparse-gate or --flow-hits "
                      "(without either add --no-hit-counts)")
     # the model's own checks, before anything is simulated
-    checks = [(model.check_average_decay, (args.average_decay,))]
+    checks = [(model.check_average_decay, (args.average_decay,)),
+              (model.check_final_lr_fraction, (args.final_lr_fraction,))]
     if args.axis_gain is not None:
         checks.append((model.check_axis_gain, (args.axis_gain, args.axis_shift)))
     if args.hit_floor_mev is not None:
@@ -93,7 +97,8 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             check_option(*values)
         except ValueError as error:  # in the flags' words
             message = str(error)
-            for name in ("average_decay", "axis_gain", "axis_shift", "hit_floor_mev", "flow_hits"):
+            for name in ("average_decay", "final_lr_fraction", "axis_gain", "axis_shift",
+                         "hit_floor_mev", "flow_hits"):
                 message = message.replace(name, "--" + name.replace("_", "-"))
             parser.error(message)
 
@@ -111,4 +116,5 @@ def architecture(args: argparse.Namespace) -> dict[str, Any]:
 
 def training(args: argparse.Namespace) -> dict[str, Any]:
     """``model.train``'s options, as the flags chose them."""
-    return {"average_decay": args.average_decay, "select_classifier": args.select_classifier}
+    return {"average_decay": args.average_decay, "select_classifier": args.select_classifier,
+            "final_lr_fraction": args.final_lr_fraction}

@@ -542,6 +542,7 @@ def _bench(name: str):
     (["--sparse-gate", "--hit-counts"], "--flow-hits needs --layer-flow and replaces the sparse "
                                         "gate"),
     (["--average-decay", "1"], r"--average-decay must be in \[0, 1\)"),
+    (["--final-lr-fraction", "0"], r"--final-lr-fraction must be in \(0, 1\]"),
     (["--no-flow-hits", "--no-axis-shift"], "--share-noise shares the energy among the hits"),
     (["--no-lateral-basis"], "--axis-shift moves the lateral basis"),
     (["--cell-rank", "-2"], "--cell-rank must be 0 .* or positive, not -2"),

@@ -242,6 +242,32 @@ def test_the_weight_average_follows_the_training_without_changing_it(tiny_sample
                     iterations=1, device="cpu", progress=False, average_decay=1.0)
 
 
+def test_the_learning_rate_falls_linearly_to_its_final_fraction(tiny_sample, tmp_path):
+    response = model.response_of(tiny_sample.cells, tiny_sample.energies)
+    arguments = (tiny_sample.cells, tiny_sample.energies, tiny_sample.positions)
+    options = {"batch_size": 8, "n_critic": 1, "device": "cpu", "progress": False,
+               "learning_rate": 1e-3, "checkpoint_every": 1}
+
+    def last_rates(iterations: int, fraction: float) -> list[float]:
+        generator, critic = model.build("hgcal-7x12x15", response=response, seed=0)
+        saved = tmp_path / f"{iterations}-{fraction}.pt"
+        model.train(generator, critic, *arguments, iterations=iterations, checkpoint=saved,
+                    final_lr_fraction=fraction, **options)
+        state = torch.load(saved, weights_only=True)
+        return [group["lr"] for name in ("generator_optimiser", "critic_optimiser")
+                for group in state[name]["param_groups"]]
+
+    # the last iteration's rate, both networks: the fraction of the first, whatever the length
+    assert last_rates(5, 0.25) == pytest.approx([2.5e-4, 2.5e-4])
+    assert last_rates(2, 0.25) == pytest.approx([2.5e-4, 2.5e-4])
+    assert last_rates(3, 1.0) == pytest.approx([1e-3, 1e-3])  # constant, as before
+    generator, critic = model.build("hgcal-7x12x15", response=response, seed=0)
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match=r"final_lr_fraction must be in \(0, 1\]"):
+            model.train(generator, critic, *arguments, iterations=1, device="cpu",
+                        progress=False, final_lr_fraction=bad)
+
+
 def test_an_observer_sees_every_check_without_changing_the_training(tiny_sample):
     response = model.response_of(tiny_sample.cells, tiny_sample.energies)
     arguments = (tiny_sample.cells, tiny_sample.energies, tiny_sample.positions)

@@ -961,6 +961,14 @@ def check_axis_gain(gain: float, axis_shift: bool) -> float:
     return float(gain)
 
 
+def check_final_lr_fraction(fraction: float) -> float:
+    """``train``'s ``final_lr_fraction``, or a ValueError naming what is wrong with it."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"final_lr_fraction must be in (0, 1] (1: a constant learning rate), "
+                         f"not {fraction}")
+    return float(fraction)
+
+
 def check_average_decay(decay: float) -> float:
     """``decay`` if it is a valid ``average_decay`` (in [0, 1); 0: no average), else ValueError."""
     if not 0.0 <= float(decay) < 1.0:
@@ -976,6 +984,7 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
           log_every: int = 10, select_every: int = 0,
           select_showers: int = 500, average_decay: float = 0.0,
           select_classifier: bool = False, flow_steps: int | None = None,
+          final_lr_fraction: float = 1.0,
           observe: Callable[[int, ShowerGenerator], None] | None = None) -> TrainingResult:
     """Train for ``iterations`` generator updates, each after ``n_critic`` critic updates.
 
@@ -999,6 +1008,10 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
     (``selection_auc``, ~50 s each on two CPU cores), and keeps, of the states
     whose moment score is at most ``SELECT_MOMENT_BOUND``, the one it tells
     apart least (none within the bound: the lowest moment score, as without it).
+
+    With ``final_lr_fraction`` below 1 both learning rates fall linearly along the run, from
+    ``learning_rate`` at the first iteration to that fraction of it at the last (set from
+    the iteration, so a resumed run continues the same schedule).
 
     With ``average_decay`` (e.g. 0.999) the generator that is scored, kept and
     returned is an exponential moving average of the trained generator's
@@ -1035,6 +1048,7 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
     from tqdm import tqdm
 
     check_average_decay(average_decay)
+    check_final_lr_fraction(final_lr_fraction)
     if observe is not None and select_every <= 0:
         raise ValueError("observe is called at the selection's checks: give select_every too")
     if critic.hit_counts and not (generator.sparse_gate or generator.flow_hits):
@@ -1110,6 +1124,12 @@ def train(generator: ShowerGenerator, critic: ShowerCritic, cells: np.ndarray,
     bar = tqdm(range(start, int(iterations)), initial=start, total=int(iterations),
                disable=not progress, mininterval=10.0, desc="WGAN-GP")
     for iteration in bar:
+        if final_lr_fraction != 1.0:
+            rate = learning_rate * (1.0 - (1.0 - final_lr_fraction) * iteration
+                                    / max(1, int(iterations) - 1))
+            for optimiser in (g_opt, c_opt):
+                for group in optimiser.param_groups:
+                    group["lr"] = rate
         for _ in range(n_critic):
             index = torch.randint(n, (batch,), generator=generator_rng).to(target)
             real, cond = real_all[index], cond_all[index]
