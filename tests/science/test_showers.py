@@ -261,6 +261,16 @@ def test_the_learning_rate_falls_linearly_to_its_final_fraction(tiny_sample, tmp
     assert last_rates(5, 0.25) == pytest.approx([2.5e-4, 2.5e-4])
     assert last_rates(2, 0.25) == pytest.approx([2.5e-4, 2.5e-4])
     assert last_rates(3, 1.0) == pytest.approx([1e-3, 1e-3])  # constant, as before
+    # stopped after 2 of 5 iterations and resumed: the schedule is the 5-iteration run's
+    generator, critic = model.build("hgcal-7x12x15", response=response, seed=0)
+    resumed = tmp_path / "resumed.pt"
+    model.train(generator, critic, *arguments, iterations=2, checkpoint=resumed,
+                final_lr_fraction=0.25, **options)
+    again = model.train(generator, critic, *arguments, iterations=5, checkpoint=resumed,
+                        final_lr_fraction=0.25, **options)
+    assert again.resumed_from == 2
+    assert torch.load(resumed, weights_only=True)["generator_optimiser"]["param_groups"][0][
+        "lr"] == pytest.approx(2.5e-4)
     generator, critic = model.build("hgcal-7x12x15", response=response, seed=0)
     for bad in (0.0, 1.5):
         with pytest.raises(ValueError, match=r"final_lr_fraction must be in \(0, 1\]"):

@@ -943,27 +943,32 @@ def response_of(cells: np.ndarray, energies_gev: np.ndarray) -> float:
                          / np.asarray(energies_gev)))
 
 
+def _check_flag_option(name: str, value: float, flag: str, flag_on: bool, meaning: str) -> float:
+    """``value`` if it is a valid ``name``: 0, or positive with ``flag`` on; else a ValueError
+    that says what the option is (``meaning``) and what it needs."""
+    if float(value) < 0 or (float(value) and not flag_on):
+        raise ValueError(f"{name} {meaning}: it needs {flag} and must not be negative, "
+                         f"not {value}")
+    return float(value)
+
+
 def check_hit_floor(floor_mev: float, flow_hits: bool) -> float:
     """``floor_mev`` if it is a valid ``hit_floor_mev`` for a generator with or without
     ``flow_hits`` (0, or positive with it), else ValueError."""
-    if float(floor_mev) < 0 or (float(floor_mev) and not flow_hits):
-        raise ValueError(f"hit_floor_mev is the least a hit that flow_hits places carries: "
-                         f"it needs flow_hits and must not be negative, not {floor_mev}")
-    return float(floor_mev)
+    return _check_flag_option("hit_floor_mev", floor_mev, "flow_hits", flow_hits,
+                              "is the least a hit that flow_hits places carries")
 
 
 def check_axis_gain(gain: float, axis_shift: bool) -> float:
     """``gain`` if it is a valid ``axis_gain`` for a generator with or without
     ``axis_shift`` (0, or positive with it), else ValueError."""
-    if float(gain) < 0 or (float(gain) and not axis_shift):
-        raise ValueError(f"axis_gain scales the spread of axis_shift: it needs axis_shift "
-                         f"and must not be negative, not {gain}")
-    return float(gain)
+    return _check_flag_option("axis_gain", gain, "axis_shift", axis_shift,
+                              "scales the spread of axis_shift")
 
 
 def check_final_lr_fraction(fraction: float) -> float:
     """``train``'s ``final_lr_fraction``, or a ValueError naming what is wrong with it."""
-    if not 0.0 < fraction <= 1.0:
+    if not 0.0 < float(fraction) <= 1.0:
         raise ValueError(f"final_lr_fraction must be in (0, 1] (1: a constant learning rate), "
                          f"not {fraction}")
     return float(fraction)
